@@ -1,0 +1,269 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Append appends a batch of entries to one topic of a ledger, atomically and
+// idempotently: an entry whose entryId is already stored with the same
+// content is acknowledged as a duplicate and not posted again; one with other
+// content fails the whole batch with ErrConflict naming the field. Nothing of
+// a failed batch is written. The call returns after the batch is durable.
+//
+// Dates: an entry takes the date it names, or else max(open date, the date of
+// its time). Naming a date before the open date fails with ErrConflict;
+// naming a later one closes every date before it. A payout entry on funds
+// (scheduled-for-payout, payout-scheduled) is the last of its date: it closes
+// that date.
+func (s *Store) Append(ctx context.Context, ledgerID string, topic Topic, in []EntryInput) (AppendResult, error) {
+	if _, err := ParseTopic(string(topic)); err != nil {
+		return AppendResult{}, err
+	}
+	if len(in) == 0 {
+		return AppendResult{}, fieldErr("entries", "empty batch")
+	}
+	if len(in) > maxBatch {
+		return AppendResult{}, fieldErr("entries", "%d entries: at most %d per batch", len(in), maxBatch)
+	}
+	now := s.now()
+	norm := make([]EntryInput, len(in))
+	gdpr := make([]GDPR, len(in))
+	for i := range in {
+		var err error
+		if norm[i], gdpr[i], err = in[i].normalize(now); err != nil {
+			return AppendResult{}, prefixField(fmt.Sprintf("entries[%d].", i), err)
+		}
+	}
+	res, err := s.write(ctx, func(w *wtx) (any, error) {
+		return w.append(ledgerID, topic, norm, gdpr)
+	})
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("append %s/%s: %w", ledgerID, topic, err)
+	}
+	return res.(AppendResult), nil
+}
+
+// head is the state at the end of a topic log.
+type head struct {
+	seq     uint64
+	balance int64
+	hash    [32]byte
+	date    Date
+}
+
+// readHead reads the last entry of (num, topic).
+func readHead(tx *bolt.Tx, num uint32, t Topic) (head, error) {
+	prefix := topicPrefix(num, t)
+	c := tx.Bucket(bucketEntries).Cursor()
+	k, v := c.Seek(seqKey(num, t, math.MaxUint64))
+	if k == nil || !bytes.Equal(k, seqKey(num, t, math.MaxUint64)) {
+		k, v = c.Prev()
+	}
+	if k == nil || !bytes.HasPrefix(k, prefix) {
+		return head{}, nil
+	}
+	var e Entry
+	if err := decodeEntry(v, &e, false); err != nil {
+		return head{}, fmt.Errorf("%w: last entry of %d/%s: %v", ErrDamaged, num, t, err)
+	}
+	return head{seq: btoi(k[prefixLen:]), balance: e.BalanceAfter, hash: e.Hash, date: e.LedgerDate}, nil
+}
+
+// planned is an entry to write, or a duplicate of a stored one.
+type planned struct {
+	e    Entry
+	gdpr GDPR
+	dup  bool
+}
+
+func (w *wtx) append(ledgerID string, topic Topic, in []EntryInput, gdpr []GDPR) (any, error) {
+	rec, err := w.ledger(ledgerID)
+	if err != nil {
+		return nil, err
+	}
+	cal, err := rec.Calendar()
+	if err != nil {
+		return nil, fmt.Errorf("%w: ledger %s: %v", ErrDamaged, ledgerID, err)
+	}
+	h, err := readHead(w.Tx, rec.Num, topic)
+	if err != nil {
+		return nil, err
+	}
+	// Plan: decide every entry's fate before writing anything.
+	open := rec.OpenDate
+	ids := w.Bucket(bucketEntryIDs)
+	plan := make([]planned, len(in))
+	inBatch := make(map[string]int, len(in))
+	res := AppendResult{Sequences: make([]uint64, len(in))}
+	for i, e := range in {
+		field := func(f string) string { return fmt.Sprintf("entries[%d].%s", i, f) }
+		if j, ok := inBatch[e.EntryID]; ok {
+			if f := sameContent(e, gdpr[i], &plan[j].e, &plan[j].gdpr); f != "" {
+				return nil, conflictErr("%s: entryId %q appears twice in the batch with different %s", field("entryId"), e.EntryID, f)
+			}
+			plan[i] = planned{e: plan[j].e, dup: true}
+			continue
+		}
+		inBatch[e.EntryID] = i
+		if v := ids.Get(entryIDKey(rec.Num, topic, e.EntryID)); v != nil {
+			stored, g, err := w.s.readEntry(w.Tx, rec, topic, btoi(v), true)
+			if err != nil {
+				return nil, err
+			}
+			if f := sameContent(e, gdpr[i], stored, g); f != "" {
+				return nil, conflictErr("%s: entryId %q was posted before as sequence %d with a different %s", field(f), e.EntryID, stored.Sequence, f)
+			}
+			plan[i] = planned{e: *stored, gdpr: gdpr[i], dup: true}
+			continue
+		}
+		d := e.LedgerDate
+		if d != 0 {
+			if d < open {
+				return nil, conflictErr("%s: ledger date %s is closed; the open date is %s", field("ledgerDate"), d, open)
+			}
+			if start := cal.Start(d); start.After(w.s.now().Add(futureTimeSkew)) {
+				return nil, fieldErr(field("ledgerDate"), "%s has not begun", d)
+			}
+		} else {
+			d = max(open, cal.DateOf(e.Time))
+		}
+		open = max(open, d)
+		after, ok := addInt64(h.balance, e.Amount)
+		if !ok {
+			return nil, conflictErr("%s: the %s balance %d plus %d overflows int64", field("amount"), topic, h.balance, e.Amount)
+		}
+		h.seq++
+		ent := Entry{
+			LedgerID: rec.ID, Topic: topic, Sequence: h.seq, EntryID: e.EntryID,
+			PSPReference: e.PSPReference, Time: e.Time, LedgerDate: d, EntryType: e.EntryType,
+			Reference: e.Reference, Currency: rec.Currency, Amount: e.Amount,
+			BalanceBefore: h.balance, BalanceAfter: after, RecipientHandle: e.RecipientHandle,
+			HasGDPR: !gdpr[i].isZero(),
+		}
+		ent.Hash = ChainHash(h.hash, &ent)
+		h.balance, h.hash, h.date = after, ent.Hash, d
+		if topic == TopicFunds && isPayout(e.EntryType) {
+			open = d + 1
+		}
+		plan[i] = planned{e: ent, gdpr: gdpr[i]}
+	}
+
+	// Apply. An error from here on may leave partial writes: dirty.
+	for i := range plan {
+		p := &plan[i]
+		res.Sequences[i] = p.e.Sequence
+		if res.FirstSequence == 0 || p.e.Sequence < res.FirstSequence {
+			res.FirstSequence = p.e.Sequence
+		}
+		res.LastSequence = max(res.LastSequence, p.e.Sequence)
+		if p.dup {
+			res.Duplicates++
+			continue
+		}
+		res.Appended++
+		if err := w.putEntry(rec.Num, &p.e, p.gdpr); err != nil {
+			return nil, dirty(err)
+		}
+	}
+	if res.Appended > 0 {
+		if err := w.putDateRanges(rec.Num, topic, plan); err != nil {
+			return nil, dirty(err)
+		}
+		if !rec.HasEntries {
+			rec.HasEntries = true
+			w.markChanged(rec)
+		}
+		w.touched = append(w.touched, watchKey{rec.ID, topic})
+	}
+	if open != rec.OpenDate {
+		w.setOpenDate(rec, open)
+	}
+	return res, nil
+}
+
+// putEntry writes one new entry, its index rows and its sealed GDPR fields.
+func (w *wtx) putEntry(num uint32, e *Entry, g GDPR) error {
+	key := seqKey(num, e.Topic, e.Sequence)
+	if err := w.Bucket(bucketEntries).Put(key, encodeEntry(e)); err != nil {
+		return err
+	}
+	seq := itob(e.Sequence)
+	if err := w.Bucket(bucketEntryIDs).Put(entryIDKey(num, e.Topic, e.EntryID), seq); err != nil {
+		return err
+	}
+	if err := w.Bucket(bucketRefs).Put(refKey(num, e.Topic, e.Reference, e.Sequence), nil); err != nil {
+		return err
+	}
+	if err := w.Bucket(bucketPSPRefs).Put(refKey(num, e.Topic, e.PSPReference, e.Sequence), nil); err != nil {
+		return err
+	}
+	if err := w.Bucket(bucketTimes).Put(timeKey(num, e.Topic, e.Time.UnixMicro(), e.Sequence), nil); err != nil {
+		return err
+	}
+	if e.HasGDPR {
+		slot, k := w.keys.alloc(w.s.keys)
+		if err := w.Bucket(bucketGDPR).Put(key, sealGDPR(slot, k, g, key)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putDateRanges extends the date → sequence range index by the new entries.
+func (w *wtx) putDateRanges(num uint32, topic Topic, plan []planned) error {
+	b := w.Bucket(bucketDates)
+	var cur Date
+	var first, last uint64
+	flush := func() error {
+		if cur == 0 {
+			return nil
+		}
+		k := dateKey(num, topic, cur)
+		if v := b.Get(k); len(v) == 16 {
+			first = btoi(v[:8])
+		}
+		return b.Put(k, append(itob(first), itob(last)...))
+	}
+	for i := range plan {
+		p := &plan[i]
+		if p.dup {
+			continue
+		}
+		if p.e.LedgerDate != cur {
+			if err := flush(); err != nil {
+				return err
+			}
+			cur, first = p.e.LedgerDate, p.e.Sequence
+		}
+		last = p.e.Sequence
+	}
+	return flush()
+}
+
+// setOpenDate moves the ledger's open date forward and wakes both topics'
+// readers (a date report may have become complete).
+func (w *wtx) setOpenDate(rec *ledgerRecord, d Date) {
+	if d <= rec.OpenDate {
+		return
+	}
+	rec.OpenDate = d
+	rec.UpdatedAt = w.s.now().UTC()
+	w.markChanged(rec)
+	for _, t := range Topics {
+		w.touched = append(w.touched, watchKey{rec.ID, t})
+	}
+}
+
+// addInt64 adds with overflow detection.
+func addInt64(a, b int64) (int64, bool) {
+	c := a + b
+	if (c > a) != (b > 0) {
+		return c, false
+	}
+	return c, true
+}

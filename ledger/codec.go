@@ -1,0 +1,175 @@
+package ledger
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"time"
+)
+
+// Stored entry value, format 1:
+//
+//	format u8 = 1 | hash [32] | crc32c u32 | flags u8 | balanceBefore i64 |
+//	amount i64 | time µs i64 | ledgerDate u32 |
+//	entryId, pspReference, entryType, reference, recipientHandle? (uvarint length + bytes)
+//
+// crc32c covers every byte but its own, so verify finds a flipped byte in any
+// field, including those outside the hash chain (entryId, flags). Sequence,
+// ledger, topic and currency come from the key and the ledger record.
+const (
+	entryFormat     = 1
+	flagRecipient   = 1 << 0 // recipientHandle is present (not null)
+	flagGDPR        = 1 << 1 // GDPR fields were posted (they may since be erased)
+	entryHeaderSize = 1 + 32 + 4
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var errBadRecord = errors.New("entry record does not decode")
+
+func encodeEntry(e *Entry) []byte {
+	b := make([]byte, entryHeaderSize, 128)
+	b[0] = entryFormat
+	copy(b[1:33], e.Hash[:])
+	var flags byte
+	if e.RecipientHandle != nil {
+		flags |= flagRecipient
+	}
+	if e.HasGDPR {
+		flags |= flagGDPR
+	}
+	b = append(b, flags)
+	b = binary.BigEndian.AppendUint64(b, uint64(e.BalanceBefore))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Amount))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixMicro()))
+	b = binary.BigEndian.AppendUint32(b, uint32(e.LedgerDate))
+	b = appendStr(b, e.EntryID)
+	b = appendStr(b, e.PSPReference)
+	b = appendStr(b, e.EntryType)
+	b = appendStr(b, e.Reference)
+	if e.RecipientHandle != nil {
+		b = appendStr(b, *e.RecipientHandle)
+	}
+	binary.BigEndian.PutUint32(b[33:37], recordCRC(b))
+	return b
+}
+
+func recordCRC(b []byte) uint32 {
+	c := crc32.Update(0, castagnoli, b[:33])
+	return crc32.Update(c, castagnoli, b[entryHeaderSize:])
+}
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// decodeEntry decodes a stored value into e. It fills the stored fields;
+// the caller sets LedgerID, Topic, Sequence and Currency. It checks the crc
+// only when checkCRC is set (verify); reads trust the file.
+func decodeEntry(b []byte, e *Entry, checkCRC bool) error {
+	if len(b) < entryHeaderSize+1+28 || b[0] != entryFormat {
+		return errBadRecord
+	}
+	if checkCRC && binary.BigEndian.Uint32(b[33:37]) != recordCRC(b) {
+		return errors.New("entry record checksum mismatch")
+	}
+	copy(e.Hash[:], b[1:33])
+	p := b[entryHeaderSize:]
+	flags := p[0]
+	e.BalanceBefore = int64(binary.BigEndian.Uint64(p[1:]))
+	e.Amount = int64(binary.BigEndian.Uint64(p[9:]))
+	e.Time = time.UnixMicro(int64(binary.BigEndian.Uint64(p[17:]))).UTC()
+	e.LedgerDate = Date(binary.BigEndian.Uint32(p[25:]))
+	p = p[29:]
+	var ok bool
+	if e.EntryID, p, ok = readStr(p); !ok {
+		return errBadRecord
+	}
+	if e.PSPReference, p, ok = readStr(p); !ok {
+		return errBadRecord
+	}
+	if e.EntryType, p, ok = readStr(p); !ok {
+		return errBadRecord
+	}
+	if e.Reference, p, ok = readStr(p); !ok {
+		return errBadRecord
+	}
+	e.RecipientHandle = nil
+	if flags&flagRecipient != 0 {
+		var h string
+		if h, p, ok = readStr(p); !ok {
+			return errBadRecord
+		}
+		e.RecipientHandle = &h
+	}
+	if len(p) != 0 {
+		return errBadRecord
+	}
+	e.HasGDPR = flags&flagGDPR != 0
+	e.BalanceAfter = e.BalanceBefore + e.Amount // checked when appended; verify re-checks
+	return nil
+}
+
+func readStr(p []byte) (string, []byte, bool) {
+	n, k := binary.Uvarint(p)
+	if k <= 0 || n > uint64(len(p)-k) {
+		return "", nil, false
+	}
+	return string(p[k : k+int(n)]), p[k+int(n):], true
+}
+
+// Canonical returns the canonical encoding of e that its hash covers: every
+// field a reader of the entry sees, in this order, strings as a 4-byte
+// big-endian length and the UTF-8 bytes, integers as 8-byte big-endian two's
+// complement:
+//
+//	version u8 = 1, ledgerId, topic, sequence, pspReference, time (µs since
+//	the Unix epoch), ledgerDate ("YYYY-MM-DD"), entryType, reference,
+//	currency, amount, balanceBefore, balanceAfter, recipientHandle present
+//	u8 (0 or 1), recipientHandle (empty when absent)
+//
+// The entry's hash is SHA-256(previous entry's hash ‖ Canonical(e)); the first
+// entry's previous hash is 32 zero bytes. GDPR fields and entryId are not
+// covered, so erasure leaves every hash valid.
+func Canonical(e *Entry) []byte {
+	return appendCanonical(make([]byte, 0, 192), e)
+}
+
+func appendCanonical(b []byte, e *Entry) []byte {
+	b = append(b, 1)
+	b = appendStr32(b, e.LedgerID)
+	b = appendStr32(b, string(e.Topic))
+	b = binary.BigEndian.AppendUint64(b, e.Sequence)
+	b = appendStr32(b, e.PSPReference)
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixMicro()))
+	b = appendStr32(b, e.LedgerDate.String())
+	b = appendStr32(b, e.EntryType)
+	b = appendStr32(b, e.Reference)
+	b = appendStr32(b, e.Currency)
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Amount))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.BalanceBefore))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.BalanceAfter))
+	if e.RecipientHandle != nil {
+		b = append(b, 1)
+		b = appendStr32(b, *e.RecipientHandle)
+	} else {
+		b = append(b, 0)
+		b = appendStr32(b, "")
+	}
+	return b
+}
+
+func appendStr32(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+// ChainHash returns SHA-256(prev ‖ Canonical(e)).
+func ChainHash(prev [32]byte, e *Entry) [32]byte {
+	buf := make([]byte, 0, 256)
+	buf = append(buf, prev[:]...)
+	buf = appendCanonical(buf, e)
+	return sha256.Sum256(buf)
+}

@@ -1,0 +1,347 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// DataFileName is the name of the bbolt file inside the data directory.
+const DataFileName = "ledgerfeed.db"
+
+// Options configure a Store. The zero value is usable.
+type Options struct {
+	// Now is the clock; nil means time.Now. Tests set it.
+	Now func() time.Time
+	// Grace is how long after its end a date closes by itself; 0 means 1 h.
+	Grace time.Duration
+	// Logger receives the store's few log lines; nil discards them.
+	Logger *slog.Logger
+	// LockTimeout is how long Open waits for another process to release the
+	// data directory; 0 means 1 s.
+	LockTimeout time.Duration
+}
+
+// Store is the ledger store over one bbolt file. It is safe for concurrent use.
+type Store struct {
+	dir   string
+	db    *bolt.DB
+	keys  *keyFile
+	now   func() time.Time
+	grace time.Duration
+	log   *slog.Logger
+
+	mu     sync.RWMutex // held for writing only to mark the store closed
+	closed bool
+	reqs   chan *writeReq
+	wdone  chan struct{} // closed when the writer goroutine has stopped
+	ready  atomic.Bool
+
+	watch notifier
+}
+
+const (
+	maxGroupRequests = 512
+	maxGroupEntries  = 20000
+)
+
+// Open opens (creating if needed) the store in dir. It refuses a damaged data
+// file with an error wrapping ErrDamaged, and a directory that another process
+// holds with one wrapping ErrLocked, instead of crashing or waiting.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Grace == 0 {
+		opts.Grace = time.Hour
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.LockTimeout == 0 {
+		opts.LockTimeout = time.Second
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	path := filepath.Join(dir, DataFileName)
+	if err := checkDataFile(path); err != nil {
+		return nil, err
+	}
+	db, err := openBolt(path, opts.LockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		if err := createBuckets(tx); err != nil {
+			return err
+		}
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get([]byte("schema")); v == nil {
+			return meta.Put([]byte("schema"), itob(schemaVersion))
+		} else if len(v) != 8 || btoi(v) != schemaVersion {
+			return fmt.Errorf("%w: schema version %x, this binary knows %d", ErrDamaged, v, schemaVersion)
+		}
+		return nil
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	keys, err := openKeyFile(filepath.Join(dir, keyFileName))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &Store{
+		dir: dir, db: db, keys: keys,
+		now: opts.Now, grace: opts.Grace, log: opts.Logger,
+		reqs:  make(chan *writeReq, maxGroupRequests),
+		wdone: make(chan struct{}),
+	}
+	go s.writer()
+	s.ready.Store(true)
+	return s, nil
+}
+
+// openBolt opens the bbolt file, turning a lock timeout into ErrLocked and a
+// memory fault on a damaged file into ErrDamaged.
+func openBolt(path string, lockTimeout time.Duration) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("%w: %s: %v; restore it from a backup", ErrDamaged, path, r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         lockTimeout,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: 256 << 20, // fewer remaps: a remap waits for every open read tx
+	})
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("%w: %s is locked (is a ledgerfeed server running on it?)", ErrLocked, filepath.Dir(path))
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
+		return nil, fmt.Errorf("%w: %s: %v; restore it from a backup", ErrDamaged, path, err)
+	case err != nil:
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// Dir returns the data directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Ready reports whether the store is open and accepting work.
+func (s *Store) Ready() bool { return s.ready.Load() }
+
+// Close waits for queued writes to commit, wakes every waiter and closes the
+// files. Calls after the first return nil.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.ready.Store(false)
+	close(s.reqs)
+	s.mu.Unlock()
+	<-s.wdone
+	s.watch.closeAll()
+	err := s.db.Close()
+	if kerr := s.keys.f.Close(); err == nil {
+		err = kerr
+	}
+	return err
+}
+
+// writeReq is one caller's write, run by the writer goroutine inside a shared
+// transaction.
+type writeReq struct {
+	op   func(w *wtx) (any, error)
+	res  any
+	err  error
+	done chan struct{}
+}
+
+// dirtyError marks an op error after which the transaction may hold partial
+// writes of that op: the whole group is rolled back and rerun one by one.
+// An op returns any other error only before it has written anything.
+type dirtyError struct{ err error }
+
+func (e *dirtyError) Error() string { return e.err.Error() }
+func (e *dirtyError) Unwrap() error { return e.err }
+
+func dirty(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &dirtyError{err}
+}
+
+// write runs op in the writer goroutine and returns once its transaction has
+// committed and been fsynced, or failed. Once submitted, the caller waits for
+// the outcome even if ctx ends, so the answer always says what happened.
+func (s *Store) write(ctx context.Context, op func(w *wtx) (any, error)) (any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r := &writeReq{op: op, done: make(chan struct{})}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return nil, ctx.Err()
+	}
+	s.mu.RUnlock()
+	<-r.done
+	return r.res, r.err
+}
+
+// writer commits every request waiting when the previous commit ends in one
+// transaction and one fsync: group commit without a timer.
+func (s *Store) writer() {
+	defer close(s.wdone)
+	group := make([]*writeReq, 0, maxGroupRequests)
+	for r := range s.reqs {
+		group = append(group[:0], r)
+	drain:
+		for len(group) < maxGroupRequests {
+			select {
+			case r2, ok := <-s.reqs:
+				if !ok {
+					break drain
+				}
+				group = append(group, r2)
+			default:
+				break drain
+			}
+		}
+		s.commit(group)
+	}
+}
+
+func (s *Store) commit(group []*writeReq) {
+	if err := s.tryCommit(group); err != nil {
+		if len(group) == 1 {
+			group[0].res, group[0].err = nil, err
+		} else {
+			s.log.Warn("group commit failed; committing one by one", "requests", len(group), "err", err)
+			for _, r := range group {
+				if err := s.tryCommit([]*writeReq{r}); err != nil {
+					r.res, r.err = nil, err
+				}
+			}
+		}
+	}
+	for _, r := range group {
+		close(r.done)
+	}
+}
+
+func (s *Store) tryCommit(group []*writeReq) (err error) {
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	setFill(tx)
+	w := &wtx{Tx: tx, s: s, ledgers: map[string]*ledgerRecord{}}
+	for _, r := range group {
+		r.res, r.err = r.op(w)
+		var de *dirtyError
+		if errors.As(r.err, &de) {
+			return de.err
+		}
+	}
+	if err := w.flushLedgers(); err != nil {
+		return err
+	}
+	if err := s.keys.flush(&w.keys); err != nil {
+		return err
+	}
+	touched := w.touched
+	tx.OnCommit(func() {
+		for _, k := range touched {
+			s.watch.notify(k)
+		}
+	})
+	return tx.Commit()
+}
+
+// wtx is the shared write transaction of one group, with what its ops
+// changed so far.
+type wtx struct {
+	*bolt.Tx
+	s       *Store
+	ledgers map[string]*ledgerRecord // records read or changed in this tx
+	changed []*ledgerRecord          // records to write back at the end
+	keys    keyWrites
+	touched []watchKey
+}
+
+// ledger returns the ledger record of id as of this tx, or ErrNotFound.
+func (w *wtx) ledger(id string) (*ledgerRecord, error) {
+	if r, ok := w.ledgers[id]; ok {
+		return r, nil
+	}
+	v := w.Bucket(bucketLedgers).Get([]byte(id))
+	if v == nil {
+		return nil, fmt.Errorf("ledger %s: %w", id, ErrNotFound)
+	}
+	r, err := unmarshalLedger(v)
+	if err != nil {
+		return nil, err
+	}
+	w.ledgers[id] = r
+	return r, nil
+}
+
+// markChanged schedules r to be written back before the commit. Several ops
+// of one group changing the same ledger write it once.
+func (w *wtx) markChanged(r *ledgerRecord) {
+	for _, c := range w.changed {
+		if c == r {
+			return
+		}
+	}
+	w.changed = append(w.changed, r)
+}
+
+func (w *wtx) flushLedgers() error {
+	b := w.Bucket(bucketLedgers)
+	for _, r := range w.changed {
+		if err := b.Put([]byte(r.ID), r.marshal()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func btoi(b []byte) uint64 {
+	var v uint64
+	for _, c := range b {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}
