@@ -3,7 +3,8 @@ package ledger
 import (
 	"context"
 	"errors"
-	"fmt"
+	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -62,5 +63,174 @@ func TestStore_AppendAndRead(t *testing.T) {
 	if err != nil || rep.Entries != 2 {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
-	fmt.Sprint(rep)
+}
+
+func TestStore_Append_ErrInvalid(t *testing.T) {
+	clock := newClock(utc("2026-03-10T12:00:00Z"))
+	s := openTestStore(t, Options{Now: clock.Now})
+	mustPutLedger(t, s, "1", "NOK", "Europe/Oslo", "")
+	ok := EntryInput{EntryID: "x", PSPReference: "p", Time: clock.Now(), EntryType: "capture", Amount: 1}
+	tests := []struct {
+		field string
+		edit  func(e *EntryInput)
+	}{
+		{"entries[1].entryId", func(e *EntryInput) { e.EntryID = "" }},
+		{"entries[1].entryId", func(e *EntryInput) { e.EntryID = "has space" }},
+		{"entries[1].pspReference", func(e *EntryInput) { e.PSPReference = "" }},
+		{"entries[1].time", func(e *EntryInput) { e.Time = time.Time{} }},
+		{"entries[1].time", func(e *EntryInput) { e.Time = clock.Now().Add(time.Hour) }},
+		{"entries[1].entryType", func(e *EntryInput) { e.EntryType = "Capture!" }},
+		{"entries[1].reference", func(e *EntryInput) { e.Reference = "bad\x00ref" }},
+		{"entries[1].recipientHandle", func(e *EntryInput) { e.RecipientHandle = strp("") }},
+		{"entries[1].phoneNumber", func(e *EntryInput) { e.PhoneNumber = "call me" }},
+		{"entries[1].message", func(e *EntryInput) { e.Message = string(make([]byte, 2000)) }},
+	}
+	for _, tt := range tests {
+		bad := ok
+		bad.EntryID = "y"
+		tt.edit(&bad)
+		_, err := s.Append(context.Background(), "1", TopicFunds, []EntryInput{ok, bad})
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != tt.field || !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: got %v", tt.field, err)
+		}
+	}
+	if h, _ := s.Head("1", TopicFunds); h.Sequence != 0 {
+		t.Fatalf("a rejected batch wrote %d entries", h.Sequence)
+	}
+	if _, err := s.Append(context.Background(), "nope", TopicFunds, []EntryInput{ok}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown ledger: %v", err)
+	}
+	if _, err := s.Append(context.Background(), "1", Topic("other"), []EntryInput{ok}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("unknown topic: %v", err)
+	}
+}
+
+func TestStore_Append_DatesAndPayout(t *testing.T) {
+	clock := newClock(utc("2026-03-10T12:00:00Z"))
+	s := openTestStore(t, Options{Now: clock.Now})
+	ctx := context.Background()
+	mustPutLedger(t, s, "1", "NOK", "Europe/Oslo", "")
+	e := func(id, typ string, amount int64, date string) EntryInput {
+		in := EntryInput{EntryID: id, PSPReference: "p-" + id, Time: utc("2026-03-08T10:00:00Z"), EntryType: typ, Amount: amount}
+		if date != "" {
+			in.LedgerDate = mustDate(t, date)
+		}
+		return in
+	}
+	if _, err := s.Append(ctx, "1", TopicFunds, []EntryInput{e("a", "capture", 500, ""), e("b", "scheduled-for-payout", -500, "")}); err != nil {
+		t.Fatal(err)
+	}
+	// The payout closed 2026-03-08.
+	if _, err := s.Append(ctx, "1", TopicFees, []EntryInput{e("c", "capture-fee", -5, "2026-03-08")}); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "open date is 2026-03-09") {
+		t.Fatalf("closed date: %v", err)
+	}
+	// Naming a later date closes the dates before it.
+	if _, err := s.Append(ctx, "1", TopicFees, []EntryInput{e("c", "capture-fee", -5, "2026-03-10")}); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := s.Head("1", TopicFunds); h.OpenDate.String() != "2026-03-10" {
+		t.Fatalf("open date %s", h.OpenDate)
+	}
+	// A date that has not begun can be neither named nor closed.
+	if _, err := s.Append(ctx, "1", TopicFees, []EntryInput{e("d", "capture-fee", -5, "2026-03-12")}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("future date: %v", err)
+	}
+	if _, err := s.CloseDate(ctx, "1", mustDate(t, "2026-03-12")); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("close future date: %v", err)
+	}
+	if open, err := s.CloseDate(ctx, "1", mustDate(t, "2026-03-10")); err != nil || open.String() != "2026-03-11" {
+		t.Fatalf("close: %s %v", open, err)
+	}
+	first, last, ok, err := s.DateRange("1", TopicFunds, mustDate(t, "2026-03-08"))
+	if err != nil || !ok || first != 1 || last != 2 {
+		t.Fatalf("date range: %d %d %v %v", first, last, ok, err)
+	}
+	// Overflow is refused, never wrapped.
+	big := e("o1", "capture", math.MaxInt64, "")
+	if _, err := s.Append(ctx, "1", TopicFunds, []EntryInput{big, e("o2", "capture", 1, "")}); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "overflow") {
+		t.Fatalf("overflow: %v", err)
+	}
+}
+
+func TestStore_PutLedger(t *testing.T) {
+	clock := newClock(utc("2026-03-10T12:00:00Z"))
+	s := openTestStore(t, Options{Now: clock.Now})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		l     Ledger
+		field string
+	}{
+		{Ledger{ID: "", Currency: "NOK", TimeZone: "UTC"}, "ledgerId"},
+		{Ledger{ID: "1", Currency: "XXX", TimeZone: "UTC"}, "currency"},
+		{Ledger{ID: "1", Currency: "NOK", TimeZone: "Mars/Olympus"}, "timeZone"},
+		{Ledger{ID: "1", Currency: "NOK"}, "timeZone"},
+		{Ledger{ID: "1", Currency: "NOK", TimeZone: "UTC", Cutoff: "25:00"}, "cutoff"},
+		{Ledger{ID: "1", Currency: "NOK", TimeZone: "UTC", Owner: Account{Scheme: "business:NO:ORG"}}, "owner"},
+	} {
+		var fe *FieldError
+		if _, _, err := s.PutLedger(ctx, tc.l); !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("%+v: got %v, want field %s", tc.l, err, tc.field)
+		}
+	}
+	l, created, err := s.PutLedger(ctx, Ledger{ID: "1", Currency: "NOK", TimeZone: "Europe/Oslo"})
+	if err != nil || !created || l.Cutoff != "00:00" {
+		t.Fatalf("create: %+v %v %v", l, created, err)
+	}
+	if _, created, err := s.PutLedger(ctx, Ledger{ID: "1", Currency: "DKK", TimeZone: "Europe/Copenhagen"}); err != nil || created {
+		t.Fatalf("update before entries: %v %v", created, err)
+	}
+	if _, err := s.Append(ctx, "1", TopicFunds, []EntryInput{{EntryID: "a", PSPReference: "p", Time: clock.Now(), EntryType: "capture", Amount: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.PutLedger(ctx, Ledger{ID: "1", Currency: "NOK", TimeZone: "Europe/Copenhagen"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("currency change after entries: %v", err)
+	}
+	got, err := s.GetLedger("1")
+	if err != nil || got.Currency != "DKK" || got.OpenDate.String() != "2026-03-10" {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+	if ls, err := s.ListLedgers("", 10); err != nil || len(ls) != 1 {
+		t.Fatalf("list: %v %v", ls, err)
+	}
+}
+
+// TestStore_WaitAppend checks that a waiting reader wakes on a commit.
+func TestStore_WaitAppend(t *testing.T) {
+	clock := newClock(utc("2026-03-10T12:00:00Z"))
+	s := openTestStore(t, Options{Now: clock.Now})
+	ctx := context.Background()
+	mustPutLedger(t, s, "1", "NOK", "Europe/Oslo", "")
+	got := make(chan Head, 1)
+	go func() {
+		h, err := s.WaitAppend(ctx, "1", TopicFees, 0)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- h
+	}()
+	select {
+	case <-got:
+		t.Fatal("woke before any append")
+	case <-time.After(50 * time.Millisecond):
+	}
+	if _, err := s.Append(ctx, "1", TopicFees, []EntryInput{{EntryID: "a", PSPReference: "p", Time: clock.Now(), EntryType: "capture-fee", Amount: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case h := <-got:
+		if h.Sequence != 1 {
+			t.Fatalf("woke with head %+v", h)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("not woken by the commit")
+	}
+	// Closing the store wakes waiters too.
+	done := make(chan error, 1)
+	go func() { _, err := s.WaitAppend(ctx, "1", TopicFees, 1); done <- err }()
+	time.Sleep(20 * time.Millisecond)
+	s.Close()
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Fatalf("after close: %v", err)
+	}
 }
