@@ -86,7 +86,7 @@ func (k *keyFile) read(slot uint64) ([]byte, error) {
 
 // keyWrites collects the key file changes of one commit.
 type keyWrites struct {
-	first uint64   // slot of newKeys[0]
+	first   uint64 // slot of newKeys[0]
 	newKeys []byte // consecutive new keys
 	zero    []uint64
 }

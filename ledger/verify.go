@@ -2,8 +2,8 @@ package ledger
 
 import (
 	"bytes"
-	"encoding/binary"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"runtime/debug"
 
