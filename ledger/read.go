@@ -18,6 +18,9 @@ type Head struct {
 
 // view runs fn in a read transaction on the ledger record of id.
 func (s *Store) view(id string, fn func(tx *bolt.Tx, rec *ledgerRecord) error) error {
+	if !s.Ready() {
+		return ErrClosed
+	}
 	return s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketLedgers).Get([]byte(id))
 		if v == nil {

@@ -83,18 +83,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := db.Update(func(tx *bolt.Tx) error {
-		if err := createBuckets(tx); err != nil {
-			return err
-		}
-		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get([]byte("schema")); v == nil {
-			return meta.Put([]byte("schema"), itob(schemaVersion))
-		} else if len(v) != 8 || btoi(v) != schemaVersion {
-			return fmt.Errorf("%w: schema version %x, this binary knows %d", ErrDamaged, v, schemaVersion)
-		}
-		return nil
-	}); err != nil {
+	if err := initSchema(db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -112,6 +101,30 @@ func Open(dir string, opts Options) (*Store, error) {
 	go s.writer()
 	s.ready.Store(true)
 	return s, nil
+}
+
+// initSchema creates the buckets and checks the schema version. It reads the
+// root and every bucket's root page, so a damaged one is refused here with
+// ErrDamaged (bbolt panics on a page it cannot read).
+func initSchema(db *bolt.DB) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v; restore it from a backup", ErrDamaged, r)
+		}
+	}()
+	return db.Update(func(tx *bolt.Tx) error {
+		if err := createBuckets(tx); err != nil {
+			return err
+		}
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get([]byte("schema")); v == nil {
+			return meta.Put([]byte("schema"), itob(schemaVersion))
+		} else if len(v) != 8 || btoi(v) != schemaVersion {
+			return fmt.Errorf("%w: schema version %x, this binary knows %d", ErrDamaged, v, schemaVersion)
+		}
+		return nil
+	})
 }
 
 // openBolt opens the bbolt file, turning a lock timeout into ErrLocked and a

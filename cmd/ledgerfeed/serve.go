@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ledgerfeed/ledgerfeed/ledger"
+	"github.com/ledgerfeed/ledgerfeed/server"
+)
+
+// closeDueEvery is how often serve closes the ledger dates whose end plus
+// grace has passed.
+const closeDueEvery = time.Minute
+
+// runServe opens the store and serves it until ctx ends. Once listening it
+// writes to stdout one line per listener, with the bound address (so port 0
+// works):
+//
+//	http listening on 127.0.0.1:8080
+//	grpc listening on 127.0.0.1:9090
+//	admin socket data/ledgerfeed.sock
+//
+// (the last only when the admin socket could be made).
+// Logs go to stderr.
+func runServe(ctx context.Context, cfg config, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", "[flags]", "Serves the store in --data: the REST API, /metrics, /healthz and /readyz on\n--http-addr; the gRPC API, grpc.health.v1 and reflection on --grpc-addr; the\nadmin socket for verify and backup in the data directory. SIGINT or SIGTERM\nshut it down gracefully.", stderr)
+	cfg.serveFlags(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef(fs, "unexpected argument %q", pos[0])
+	}
+	if err := cfg.validateServe(); err != nil {
+		return usagef(fs, "%v", err)
+	}
+
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	st, err := openStore(cfg.DataDir, ledger.Options{Logger: log.With("component", "ledger")})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("close store", "err", err)
+		} else {
+			log.Info("store closed")
+		}
+	}()
+
+	srv, err := server.New(server.Config{
+		Store:      st,
+		Logger:     log,
+		HTTPAddr:   cfg.HTTPAddr,
+		GRPCAddr:   cfg.GRPCAddr,
+		SocketPath: socketPath(cfg.DataDir),
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.Demo {
+		log.Warn("--demo: demo data arrives with the public API; serving the store as it is")
+	}
+	fmt.Fprintf(stdout, "http listening on %s\n", srv.HTTPAddr())
+	fmt.Fprintf(stdout, "grpc listening on %s\n", srv.GRPCAddr())
+	if p := srv.SocketPath(); p != "" {
+		fmt.Fprintf(stdout, "admin socket %s\n", p)
+	}
+
+	closerCtx, stopCloser := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { closeDueLoop(closerCtx, st, log) })
+	err = srv.Serve(ctx)
+	stopCloser()
+	wg.Wait()
+	return err
+}
+
+// closeDueLoop calls CloseDue now and then every closeDueEvery until ctx
+// ends. Failures are logged; the next tick tries again.
+func closeDueLoop(ctx context.Context, st *ledger.Store, log *slog.Logger) {
+	t := time.NewTicker(closeDueEvery)
+	defer t.Stop()
+	for {
+		if err := st.CloseDue(ctx); err != nil && ctx.Err() == nil {
+			log.Error("close due ledger dates", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

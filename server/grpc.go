@@ -1,0 +1,25 @@
+package server
+
+import (
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+)
+
+// grpcServer builds the gRPC server with its interceptor chain, the API
+// services, grpc.health.v1 and server reflection. Health answers SERVING for
+// the empty service name until shutdown begins.
+func (s *Server) grpcServer() (*grpc.Server, *health.Server) {
+	g := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(s.metrics.unaryInterceptor),
+		grpc.ChainStreamInterceptor(s.metrics.streamInterceptor),
+	)
+	s.registerGRPCServices(g)
+
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(g, hs)
+	reflection.Register(g)
+	return g, hs
+}
