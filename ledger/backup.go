@@ -23,7 +23,7 @@ type BackupInfo struct {
 // in the backup too.
 func (s *Store) Backup(ctx context.Context, w io.Writer) (BackupInfo, error) {
 	var info BackupInfo
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.viewTx(func(tx *bolt.Tx) error {
 		info = BackupInfo{Bytes: tx.Size(), TxID: uint64(tx.ID())}
 		// The key file is read after the snapshot began: it holds every key
 		// the snapshot refers to (keys are written before their commit).

@@ -49,8 +49,9 @@ type Entry struct {
 	RecipientHandle *string
 	Hash            [32]byte // SHA-256(previous Hash ‖ canonical encoding)
 
-	// HasGDPR reports whether GDPR fields were posted and are not erased.
-	// GDPR holds them when the read asked for them.
+	// HasGDPR reports whether GDPR fields were posted with the entry; they
+	// may since have been erased. GDPR holds them when the read asked for
+	// them and they are not erased.
 	HasGDPR bool
 	GDPR    *GDPR
 }

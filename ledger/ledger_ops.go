@@ -87,7 +87,7 @@ func (s *Store) GetLedger(id string) (Ledger, error) {
 // byte order of their ids.
 func (s *Store) ListLedgers(after string, limit int) ([]Ledger, error) {
 	var out []Ledger
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.viewTx(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketLedgers).Cursor()
 		k, v := c.Seek([]byte(after))
 		if k != nil && string(k) == after {
@@ -143,7 +143,7 @@ func (s *Store) CloseDue(ctx context.Context) error {
 	}
 	var todo []due
 	now := s.now()
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.viewTx(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketLedgers).ForEach(func(k, v []byte) error {
 			rec, err := unmarshalLedger(v)
 			if err != nil {

@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"fmt"
+	"runtime/debug"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -21,7 +22,7 @@ func (s *Store) view(id string, fn func(tx *bolt.Tx, rec *ledgerRecord) error) e
 	if !s.Ready() {
 		return ErrClosed
 	}
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.viewTx(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketLedgers).Get([]byte(id))
 		if v == nil {
 			return fmt.Errorf("ledger %s: %w", id, ErrNotFound)
@@ -32,6 +33,19 @@ func (s *Store) view(id string, fn func(tx *bolt.Tx, rec *ledgerRecord) error) e
 		}
 		return fn(tx, rec)
 	})
+}
+
+// viewTx runs fn in a read transaction. A panic from bbolt on a damaged
+// page becomes an ErrDamaged error for this caller instead of a crash.
+func (s *Store) viewTx(fn func(tx *bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = damagedPanic(r)
+			s.log.Error("damaged page met in a read", "err", err)
+		}
+	}()
+	return s.db.View(fn)
 }
 
 // Head returns the end of a topic log.

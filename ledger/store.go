@@ -87,6 +87,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	if err := checkLedgers(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	keys, err := openKeyFile(filepath.Join(dir, keyFileName))
 	if err != nil {
 		db.Close()
@@ -110,12 +114,18 @@ func initSchema(db *bolt.DB) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %v; restore it from a backup", ErrDamaged, r)
+			err = damagedPanic(r)
 		}
 	}()
 	return db.Update(func(tx *bolt.Tx) error {
 		if err := createBuckets(tx); err != nil {
 			return err
+		}
+		// Touch each bucket's root page and both ends of its tree.
+		for _, name := range allBuckets {
+			c := tx.Bucket(name).Cursor()
+			c.First()
+			c.Last()
 		}
 		meta := tx.Bucket(bucketMeta)
 		if v := meta.Get([]byte("schema")); v == nil {
@@ -125,6 +135,38 @@ func initSchema(db *bolt.DB) (err error) {
 		}
 		return nil
 	})
+}
+
+// checkLedgers reads every ledger record and walks to the last entry of each
+// of its logs, so that a damaged page on the paths every request takes is refused
+// at start rather than met by the first request.
+func checkLedgers(db *bolt.DB) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = damagedPanic(r)
+		}
+	}()
+	return db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketLedgers).ForEach(func(k, v []byte) error {
+			rec, err := unmarshalLedger(v)
+			if err != nil {
+				return err
+			}
+			for _, t := range Topics {
+				// A record that does not decode is left for verify to name;
+				// only pages bbolt cannot read stop the start.
+				_, _ = readHead(tx, rec.Num, t)
+			}
+			return nil
+		})
+	})
+}
+
+// damagedPanic turns a panic met inside bbolt (it asserts on pages it cannot
+// read) into an ErrDamaged error.
+func damagedPanic(r any) error {
+	return fmt.Errorf("%w: %v; run ledgerfeed verify, restore from a backup", ErrDamaged, r)
 }
 
 // openBolt opens the bbolt file, turning a lock timeout into ErrLocked and a
@@ -273,7 +315,11 @@ func (s *Store) tryCommit(group []*writeReq) (err error) {
 	if err != nil {
 		return err
 	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
+		if r := recover(); r != nil {
+			err = damagedPanic(r)
+		}
 		if err != nil {
 			_ = tx.Rollback()
 		}
