@@ -82,3 +82,18 @@ func checkDataFile(path string) error {
 	}
 	return nil
 }
+
+// checkNotLost refuses to start a new store where the data file is missing or
+// empty but the GDPR key file beside it holds keys: the data file was lost,
+// and a new empty store would hide that.
+func checkNotLost(dataPath, keyPath string) error {
+	if st, err := os.Stat(dataPath); err == nil && st.Size() > 0 {
+		return nil
+	}
+	st, err := os.Stat(keyPath)
+	if err != nil || st.Size() <= keyHeaderSize {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is missing or empty, but %s holds %d keys: the data file was lost; restore it from a backup",
+		ErrDamaged, dataPath, keyPath, (st.Size()-keyHeaderSize)/keySize)
+}

@@ -79,6 +79,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := checkDataFile(path); err != nil {
 		return nil, err
 	}
+	if err := checkNotLost(path, filepath.Join(dir, keyFileName)); err != nil {
+		return nil, err
+	}
 	db, err := openBolt(path, opts.LockTimeout)
 	if err != nil {
 		return nil, err
