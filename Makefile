@@ -3,8 +3,6 @@
 
 GO        ?= go
 TESTFLAGS ?= -race -count=1 -timeout 12m
-BENCHTIME ?= 1s
-BENCHCOUNT ?= 1
 FUZZTIME  ?= 60s
 DEMO_DATA ?= ./data/demo
 
@@ -30,9 +28,10 @@ tools:
 check-gen:
 	scripts/check-gen.sh
 
-## bench: benchmarks only (BENCHTIME, BENCHCOUNT to taste)
+## bench: ingest ratios against a bare bbolt loop, interleaved, with benchstat,
+## then the 1 M-entry memory run (LEDGERFEED_BENCH_10M=1 for 10 M; see the script)
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./...
+	scripts/bench.sh
 
 ## soak: the long soak and crash tests of the store (up to an hour)
 soak:

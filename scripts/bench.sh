@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Runs the ledger ingest benchmarks (ledger/bench_test.go) as
+# shared/BENCHMARKING.md asks: each run alternates a bare bbolt reference
+# (bench/reference) with the store and reports their ratio; runs repeat
+# BENCH_COUNT times and benchstat summarises them. Then the 1 M-entry memory
+# run (and the 10 M one with LEDGERFEED_BENCH_10M=1).
+#
+#   scripts/bench.sh [OUTDIR]
+#
+# Raw results go to OUTDIR (default: a new temporary directory).
+# Environment:
+#   BENCH_COUNT             runs per benchmark (default 10)
+#   BENCH_RATIO             -bench regexp of the ratio benchmarks
+#                           (default: BenchmarkIngestRatio and BenchmarkConcurrentRatio)
+#   BENCH_MEMORY=0          skip BenchmarkIngestMemory
+#   LEDGERFEED_BENCH_PAIRS  measured pairs per run after one warm-up pair (default 3)
+#   LEDGERFEED_BENCH_CHUNK  length of each chunk (default 1s)
+#   LEDGERFEED_BENCH_10M=1  also ingest 10 M entries (several minutes, ~6 GB of disk)
+# With the defaults the ratio benchmarks take about 10 minutes.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+out="${1:-$(mktemp -d "${TMPDIR:-/tmp}/ledgerfeed-bench.XXXXXX")}"
+mkdir -p "$out"
+count="${BENCH_COUNT:-10}"
+ratio_re="${BENCH_RATIO:-^(BenchmarkIngestRatio|BenchmarkConcurrentRatio)$}"
+
+bin="$(go env GOPATH)/bin"
+benchstat="$bin/benchstat"
+if [[ ! -x "$benchstat" ]]; then
+	echo "bench: installing benchstat into $bin" >&2
+	go install golang.org/x/perf/cmd/benchstat@latest
+fi
+
+echo "bench: results in $out" >&2
+go test -run '^$' -bench "$ratio_re" -benchtime=1x -count="$count" -timeout 0 ./ledger | tee "$out/ratio.txt"
+if [[ "${BENCH_MEMORY:-1}" != 0 ]]; then
+	go test -run '^$' -bench '^BenchmarkIngestMemory$' -benchtime=1x -count=1 -timeout 0 ./ledger | tee "$out/memory.txt"
+fi
+
+echo
+echo "=== benchstat: medians over $count runs (each run's ratio is the median of its pairs) ==="
+"$benchstat" -filter '.unit:(ratio_median OR store_entries/s OR ref_entries/s OR p99_store_ms OR p99_ref_batch1_ms OR p99_excess_ms)' "$out/ratio.txt" |
+	tee "$out/benchstat.txt"
+
+# Ratio summary: the median of the runs' ratio_median, with the lowest and
+# highest single pair over all runs.
+echo
+echo "=== ratios: store ÷ reference, same run, interleaved ==="
+awk '
+function median(s,    a, n, i, j, t) {
+	n = split(s, a, " ")
+	for (i = 2; i <= n; i++) {
+		t = a[i] + 0
+		for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]
+		a[j + 1] = t
+	}
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+/^Benchmark/ {
+	name = $1; sub(/-[0-9]+$/, "", name)
+	if (!(name in runs)) order[++nn] = name
+	runs[name]++
+	for (i = 5; i < NF; i += 2) {
+		v = $i + 0; u = $(i + 1)
+		if (u == "ratio_median") med[name] = med[name] " " v
+		else if (u == "ratio_min" && (!(name in lo) || v < lo[name])) lo[name] = v
+		else if (u == "ratio_max" && (!(name in hi) || v > hi[name])) hi[name] = v
+		else if (u == "store_entries/s") st[name] = st[name] " " v
+		else if (u == "ref_entries/s") rf[name] = rf[name] " " v
+		else if (u == "p99_store_ms") p99s[name] = p99s[name] " " v
+		else if (u == "p99_ref_batch1_ms") p99r[name] = p99r[name] " " v
+	}
+}
+END {
+	printf "%-44s %5s %7s %15s %12s %12s %10s %10s\n", "benchmark", "runs", "ratio", "min-max", "store e/s", "ref e/s", "p99 store", "p99 ref1"
+	for (k = 1; k <= nn; k++) {
+		n = order[k]
+		if (!(n in med)) continue
+		p1 = (n in p99s) ? sprintf("%.2f ms", median(p99s[n])) : "-"
+		p2 = (n in p99r) ? sprintf("%.2f ms", median(p99r[n])) : "-"
+		printf "%-44s %5d %7.3f %15s %12.0f %12.0f %10s %10s\n", n, runs[n], median(med[n]),
+			sprintf("%.3f-%.3f", lo[n], hi[n]), median(st[n]), median(rf[n]), p1, p2
+	}
+}' "$out/ratio.txt" | tee "$out/summary.txt"
+echo
+echo "goals: batch=1000 ratio >= 0.5; callers=64 ratio >= 0.5 (vs db.Batch, MaxBatchSize 64); p99 store <= p99 ref1 + 2 ms"
