@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -90,13 +91,14 @@ func (w *wtx) append(ledgerID string, topic Topic, in []EntryInput, gdpr []GDPR)
 	if err != nil {
 		return nil, fmt.Errorf("%w: ledger %s: %v", ErrDamaged, ledgerID, err)
 	}
-	h, err := readHead(w.Tx, rec.Num, topic)
+	h, err := w.head(rec.Num, topic)
 	if err != nil {
 		return nil, err
 	}
 	// Plan: decide every entry's fate before writing anything.
 	open := rec.OpenDate
-	ids := w.Bucket(bucketEntryIDs)
+	ids := w.b.ids
+	var dc dateCache
 	plan := make([]planned, len(in))
 	inBatch := make(map[string]int, len(in))
 	res := AppendResult{Sequences: make([]uint64, len(in))}
@@ -130,7 +132,7 @@ func (w *wtx) append(ledgerID string, topic Topic, in []EntryInput, gdpr []GDPR)
 				return nil, fieldErr(field("ledgerDate"), "%s has not begun", d)
 			}
 		} else {
-			d = max(open, cal.DateOf(e.Time))
+			d = max(open, dc.dateOf(cal, e.Time))
 		}
 		open = max(open, d)
 		after, ok := addInt64(h.balance, e.Amount)
@@ -171,9 +173,7 @@ func (w *wtx) append(ledgerID string, topic Topic, in []EntryInput, gdpr []GDPR)
 		}
 	}
 	if res.Appended > 0 {
-		if err := w.putDateRanges(rec.Num, topic, plan); err != nil {
-			return nil, dirty(err)
-		}
+		w.heads[topicKey{rec.Num, topic}] = h
 		if !rec.HasEntries {
 			rec.HasEntries = true
 			w.markChanged(rec)
@@ -189,60 +189,48 @@ func (w *wtx) append(ledgerID string, topic Topic, in []EntryInput, gdpr []GDPR)
 // putEntry writes one new entry, its index rows and its sealed GDPR fields.
 func (w *wtx) putEntry(num uint32, e *Entry, g GDPR) error {
 	key := seqKey(num, e.Topic, e.Sequence)
-	if err := w.Bucket(bucketEntries).Put(key, encodeEntry(e)); err != nil {
+	if err := w.b.entries.Put(key, encodeEntry(e)); err != nil {
 		return err
 	}
-	seq := itob(e.Sequence)
-	if err := w.Bucket(bucketEntryIDs).Put(entryIDKey(num, e.Topic, e.EntryID), seq); err != nil {
+	if err := w.b.ids.Put(entryIDKey(num, e.Topic, e.EntryID), itob(e.Sequence)); err != nil {
 		return err
 	}
-	if err := w.Bucket(bucketRefs).Put(refKey(num, e.Topic, e.Reference, e.Sequence), nil); err != nil {
+	if err := w.b.refs.Put(refKey(num, e.Topic, e.Reference, e.Sequence), nil); err != nil {
 		return err
 	}
-	if err := w.Bucket(bucketPSPRefs).Put(refKey(num, e.Topic, e.PSPReference, e.Sequence), nil); err != nil {
+	if err := w.b.psp.Put(refKey(num, e.Topic, e.PSPReference, e.Sequence), nil); err != nil {
 		return err
 	}
-	if err := w.Bucket(bucketTimes).Put(timeKey(num, e.Topic, e.Time.UnixMicro(), e.Sequence), nil); err != nil {
+	if err := w.b.times.Put(timeKey(num, e.Topic, e.Time.UnixMicro(), e.Sequence), nil); err != nil {
 		return err
 	}
 	if e.HasGDPR {
-		slot, k := w.keys.alloc(w.s.keys)
-		if err := w.Bucket(bucketGDPR).Put(key, sealGDPR(slot, k, g, key)); err != nil {
+		slot, k, err := w.keys.alloc(w.s.keys)
+		if err != nil {
+			return err
+		}
+		if err := w.b.gdpr.Put(key, sealGDPR(slot, k, g, key)); err != nil {
 			return err
 		}
 	}
+	w.extendDate(num, e.Topic, e.LedgerDate, e.Sequence)
 	return nil
 }
 
-// putDateRanges extends the date → sequence range index by the new entries.
-func (w *wtx) putDateRanges(num uint32, topic Topic, plan []planned) error {
-	b := w.Bucket(bucketDates)
-	var cur Date
-	var first, last uint64
-	flush := func() error {
-		if cur == 0 {
-			return nil
-		}
-		k := dateKey(num, topic, cur)
-		if v := b.Get(k); len(v) == 16 {
-			first = btoi(v[:8])
-		}
-		return b.Put(k, append(itob(first), itob(last)...))
+// dateCache remembers the bounds of the last date computed, so a run of
+// entries in one date costs two comparisons each.
+type dateCache struct {
+	d          Date
+	start, end time.Time
+}
+
+func (c *dateCache) dateOf(cal Calendar, t time.Time) Date {
+	if c.d != 0 && !t.Before(c.start) && t.Before(c.end) {
+		return c.d
 	}
-	for i := range plan {
-		p := &plan[i]
-		if p.dup {
-			continue
-		}
-		if p.e.LedgerDate != cur {
-			if err := flush(); err != nil {
-				return err
-			}
-			cur, first = p.e.LedgerDate, p.e.Sequence
-		}
-		last = p.e.Sequence
-	}
-	return flush()
+	c.d = cal.DateOf(t)
+	c.start, c.end = cal.Start(c.d), cal.End(c.d)
+	return c.d
 }
 
 // setOpenDate moves the ledger's open date forward and wakes both topics'

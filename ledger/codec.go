@@ -144,7 +144,8 @@ func appendCanonical(b []byte, e *Entry) []byte {
 	b = binary.BigEndian.AppendUint64(b, e.Sequence)
 	b = appendStr32(b, e.PSPReference)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixMicro()))
-	b = appendStr32(b, e.LedgerDate.String())
+	var date [16]byte
+	b = appendStr32(b, string(e.LedgerDate.AppendFormat(date[:0])))
 	b = appendStr32(b, e.EntryType)
 	b = appendStr32(b, e.Reference)
 	b = appendStr32(b, e.Currency)

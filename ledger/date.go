@@ -34,8 +34,17 @@ func (d Date) Civil() (int, time.Month, int) {
 
 // String formats d as "YYYY-MM-DD".
 func (d Date) String() string {
+	return string(d.AppendFormat(make([]byte, 0, 10)))
+}
+
+// AppendFormat appends "YYYY-MM-DD" to b.
+func (d Date) AppendFormat(b []byte) []byte {
 	y, m, day := d.Civil()
-	return fmt.Sprintf("%04d-%02d-%02d", y, int(m), day)
+	if y < 0 || y > 9999 {
+		return fmt.Appendf(b, "%04d-%02d-%02d", y, int(m), day)
+	}
+	return append(b, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+int(m)/10), byte('0'+int(m)%10), '-', byte('0'+day/10), byte('0'+day%10))
 }
 
 // IsZero reports whether d is unset.

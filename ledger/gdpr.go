@@ -10,7 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // GDPR fields are sealed with AES-256-GCM, each entry's under its own random
@@ -20,10 +21,12 @@ import (
 // and fsyncs, after which the sealed text still in the bbolt file (live or in
 // freed pages) cannot be read by anyone.
 //
-// Crash order: new keys are written and fsynced before the bbolt commit that
-// refers to them (a crash leaves at most unused slots); an erased slot is
-// zeroed and fsynced before the bbolt commit that drops the record (a crash
-// leaves a record whose key is gone: it reads as erased).
+// Crash order: keys are generated and fsynced in chunks ahead of use, so a
+// bbolt commit only ever refers to durable keys, and it records the
+// high-water mark of used slots itself (a crash leaves at most unused
+// slots, which are used later); an erased slot is zeroed and fsynced before
+// the bbolt commit that drops the record (a crash leaves a record whose key
+// is gone: it reads as erased).
 
 const (
 	keyFileName   = "gdpr.keys"
@@ -33,41 +36,70 @@ const (
 )
 
 type keyFile struct {
-	f    *os.File
-	mu   sync.Mutex // guards next
-	next uint64     // first unused slot
+	f      *os.File
+	noSync bool // tests only
+
+	// Slots below next may be referenced by committed records; next is kept
+	// in the bbolt meta bucket and moves only when a commit that uses new
+	// slots succeeds. Slots [next, synced) hold fresh random keys that are
+	// already durable in the file, so a commit that seals GDPR fields needs
+	// no fsync of its own: the pool is refilled keyPoolChunk keys at a time.
+	// Only the writer goroutine touches these fields.
+	next   uint64
+	synced uint64
+	pool   []byte // the keys of slots [next, synced)
 }
 
-func openKeyFile(path string) (*keyFile, error) {
+const keyPoolChunk = 4096
+
+var metaGDPRNext = []byte("gdprNext")
+
+// openKeyFile opens the key file; next is the first slot no committed record
+// refers to (from the meta bucket).
+func openKeyFile(path string, next uint64, noSync bool) (*keyFile, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	st, err := f.Stat()
-	if err != nil {
+	k := &keyFile{f: f, noSync: noSync}
+	if err := k.load(path, next); err != nil {
 		f.Close()
 		return nil, err
 	}
+	return k, nil
+}
+
+func (k *keyFile) load(path string, next uint64) error {
+	st, err := k.f.Stat()
+	if err != nil {
+		return err
+	}
 	size := st.Size()
 	if size == 0 {
-		if _, err := f.WriteAt([]byte(keyFileMagic), 0); err != nil {
-			f.Close()
-			return nil, err
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, err
+		if _, err := k.f.WriteAt([]byte(keyFileMagic), 0); err != nil {
+			return err
 		}
 		size = keyHeaderSize
 	}
 	hdr := make([]byte, keyHeaderSize)
-	if _, err := f.ReadAt(hdr, 0); err != nil || string(hdr) != keyFileMagic {
-		f.Close()
-		return nil, fmt.Errorf("%w: %s is not a ledgerfeed key file", ErrDamaged, path)
+	if _, err := k.f.ReadAt(hdr, 0); err != nil || string(hdr) != keyFileMagic {
+		return fmt.Errorf("%w: %s is not a ledgerfeed key file", ErrDamaged, path)
+	}
+	// Whatever the file holds now is made durable before any of it is used.
+	if err := k.f.Sync(); err != nil {
+		return err
 	}
 	// A torn last slot (crash mid-write) was never referenced by a commit.
-	next := uint64(size-keyHeaderSize+keySize-1) / keySize
-	return &keyFile{f: f, next: next}, nil
+	k.synced = uint64(size-keyHeaderSize) / keySize
+	if next > k.synced {
+		return fmt.Errorf("%w: %s holds %d keys but the data file uses %d", ErrDamaged, path, k.synced, next)
+	}
+	k.next = next
+	k.pool = make([]byte, (k.synced-next)*keySize)
+	if _, err := k.f.ReadAt(k.pool, slotOffset(next)); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	return nil
 }
 
 func slotOffset(slot uint64) int64 { return keyHeaderSize + int64(slot)*keySize }
@@ -84,54 +116,80 @@ func (k *keyFile) read(slot uint64) ([]byte, error) {
 	return key, nil
 }
 
-// keyWrites collects the key file changes of one commit.
-type keyWrites struct {
-	first   uint64 // slot of newKeys[0]
-	newKeys []byte // consecutive new keys
-	zero    []uint64
+// refill appends keyPoolChunk fresh random keys to the file and fsyncs it.
+func (k *keyFile) refill() error {
+	fresh := make([]byte, keyPoolChunk*keySize)
+	if _, err := rand.Read(fresh); err != nil {
+		return err
+	}
+	if _, err := k.f.WriteAt(fresh, slotOffset(k.synced)); err != nil {
+		return fmt.Errorf("write gdpr keys: %w", err)
+	}
+	if err := k.sync(); err != nil {
+		return err
+	}
+	k.synced += keyPoolChunk
+	k.pool = append(k.pool, fresh...)
+	return nil
 }
 
-// alloc reserves the next slot for a new random key.
-func (w *keyWrites) alloc(k *keyFile) (uint64, []byte) {
-	if w.newKeys == nil {
-		k.mu.Lock()
-		w.first = k.next
-		k.mu.Unlock()
-	}
-	key := make([]byte, keySize)
-	if _, err := rand.Read(key); err != nil {
-		panic(err) // crypto/rand does not fail on supported systems
-	}
-	slot := w.first + uint64(len(w.newKeys)/keySize)
-	w.newKeys = append(w.newKeys, key...)
-	return slot, key
-}
-
-// flush writes the collected changes and fsyncs the key file.
-func (k *keyFile) flush(w *keyWrites) error {
-	if len(w.newKeys) == 0 && len(w.zero) == 0 {
+func (k *keyFile) sync() error {
+	if k.noSync {
 		return nil
-	}
-	if len(w.newKeys) > 0 {
-		if _, err := k.f.WriteAt(w.newKeys, slotOffset(w.first)); err != nil {
-			return fmt.Errorf("write gdpr keys: %w", err)
-		}
-	}
-	zeros := make([]byte, keySize)
-	for _, slot := range w.zero {
-		if _, err := k.f.WriteAt(zeros, slotOffset(slot)); err != nil {
-			return fmt.Errorf("erase gdpr key: %w", err)
-		}
 	}
 	if err := k.f.Sync(); err != nil {
 		return fmt.Errorf("sync gdpr keys: %w", err)
 	}
-	if len(w.newKeys) > 0 {
-		k.mu.Lock()
-		k.next = max(k.next, w.first+uint64(len(w.newKeys)/keySize))
-		k.mu.Unlock()
+	return nil
+}
+
+// keyWrites collects the key file changes of one transaction.
+type keyWrites struct {
+	used int      // slots taken from the pool, starting at keyFile.next
+	zero []uint64 // slots to erase
+}
+
+// alloc takes the next pooled key for a record of this transaction.
+func (w *keyWrites) alloc(k *keyFile) (uint64, []byte, error) {
+	slot := k.next + uint64(w.used)
+	if slot >= k.synced {
+		if err := k.refill(); err != nil {
+			return 0, nil, err
+		}
+	}
+	off := w.used * keySize
+	w.used++
+	return slot, k.pool[off : off+keySize], nil
+}
+
+// prepare makes the transaction's key changes durable before its commit:
+// erased slots are zeroed and synced, and the new high-water mark of used
+// slots is put into the meta bucket of the same transaction.
+func (k *keyFile) prepare(w *keyWrites, meta *bolt.Bucket) error {
+	if len(w.zero) > 0 {
+		zeros := make([]byte, keySize)
+		for _, slot := range w.zero {
+			if _, err := k.f.WriteAt(zeros, slotOffset(slot)); err != nil {
+				return fmt.Errorf("erase gdpr key: %w", err)
+			}
+		}
+		if err := k.sync(); err != nil {
+			return err
+		}
+	}
+	if w.used > 0 {
+		return meta.Put(metaGDPRNext, itob(k.next+uint64(w.used)))
 	}
 	return nil
+}
+
+// committed moves the pool past the slots a successful commit used.
+func (k *keyFile) committed(w *keyWrites) {
+	k.next += uint64(w.used)
+	k.pool = k.pool[w.used*keySize:]
+	if len(k.pool) == 0 {
+		k.pool = nil
+	}
 }
 
 // sealGDPR returns the stored value for g: slot u64 | nonce | ciphertext.

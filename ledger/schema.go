@@ -21,9 +21,11 @@ var (
 	allBuckets = [][]byte{bucketMeta, bucketLedgers, bucketEntries, bucketEntryIDs,
 		bucketDates, bucketRefs, bucketPSPRefs, bucketTimes, bucketGDPR}
 
-	// appendOnly buckets grow at the end of each (ledger, topic) range; they
-	// are written with a high fill percent.
-	appendOnly = [][]byte{bucketEntries, bucketDates, bucketTimes, bucketGDPR}
+	// filled buckets are written with a high fill percent: most of their
+	// rows are appended at the end of a (ledger, topic) range, and a random
+	// insert dirties its leaf whatever the fill, so fuller leaves mean fewer
+	// pages to write.
+	filled = [][]byte{bucketEntries, bucketEntryIDs, bucketDates, bucketRefs, bucketPSPRefs, bucketTimes, bucketGDPR}
 )
 
 const schemaVersion = 1
@@ -79,9 +81,9 @@ func createBuckets(tx *bolt.Tx) error {
 	return nil
 }
 
-// setFill sets the fill percent of the append-only buckets for this write tx.
+// setFill sets the fill percent of the per-topic buckets for this write tx.
 func setFill(tx *bolt.Tx) {
-	for _, name := range appendOnly {
+	for _, name := range filled {
 		tx.Bucket(name).FillPercent = 0.9
 	}
 }

@@ -31,6 +31,10 @@ type Options struct {
 	// LockTimeout is how long Open waits for another process to release the
 	// data directory; 0 means 1 s.
 	LockTimeout time.Duration
+
+	// noSync skips every fsync: a crash may lose acknowledged writes. Only
+	// tests that check logic, not durability, set it.
+	noSync bool
 }
 
 // Store is the ledger store over one bbolt file. It is safe for concurrent use.
@@ -94,7 +98,18 @@ func Open(dir string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	keys, err := openKeyFile(filepath.Join(dir, keyFileName))
+	db.NoSync = opts.noSync
+	var next uint64
+	if err := db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(metaGDPRNext); len(v) == 8 {
+			next = btoi(v)
+		}
+		return nil
+	}); err != nil {
+		db.Close()
+		return nil, err
+	}
+	keys, err := openKeyFile(filepath.Join(dir, keyFileName), next, opts.noSync)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -272,27 +287,64 @@ func (s *Store) write(ctx context.Context, op func(w *wtx) (any, error)) (any, e
 	return r.res, r.err
 }
 
-// writer commits every request waiting when the previous commit ends in one
-// transaction and one fsync: group commit without a timer.
+// writer commits the waiting requests in one transaction and one fsync:
+// group commit. After a commit it takes every request already queued, and
+// while fewer have come than the previous group held it waits for the rest
+// up to groupWait: callers answered by one commit send their next request
+// at about the same moment, and waiting for them keeps groups full instead
+// of alternating between large and small. A lone caller never waits.
 func (s *Store) writer() {
 	defer close(s.wdone)
 	group := make([]*writeReq, 0, maxGroupRequests)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	last := 1
 	for r := range s.reqs {
 		group = append(group[:0], r)
-	drain:
-		for len(group) < maxGroupRequests {
-			select {
-			case r2, ok := <-s.reqs:
-				if !ok {
-					break drain
-				}
-				group = append(group, r2)
-			default:
-				break drain
-			}
-		}
+		open := s.gather(&group, last, timer)
+		last = len(group)
 		s.commit(group)
+		if !open {
+			return
+		}
 	}
+}
+
+const groupWait = 500 * time.Microsecond
+
+// gather adds queued requests to group: all that are there now, then more
+// until the group holds want or groupWait has passed. It reports false when
+// the queue has been closed.
+func (s *Store) gather(group *[]*writeReq, want int, timer *time.Timer) bool {
+	for len(*group) < maxGroupRequests {
+		select {
+		case r, ok := <-s.reqs:
+			if !ok {
+				return false
+			}
+			*group = append(*group, r)
+			continue
+		default:
+		}
+		break
+	}
+	if len(*group) >= want {
+		return true
+	}
+	timer.Reset(groupWait)
+	defer timer.Stop()
+	for len(*group) < want && len(*group) < maxGroupRequests {
+		select {
+		case r, ok := <-s.reqs:
+			if !ok {
+				return false
+			}
+			*group = append(*group, r)
+		case <-timer.C:
+			return true
+		}
+	}
+	return true
 }
 
 func (s *Store) commit(group []*writeReq) {
@@ -328,7 +380,7 @@ func (s *Store) tryCommit(group []*writeReq) (err error) {
 		}
 	}()
 	setFill(tx)
-	w := &wtx{Tx: tx, s: s, ledgers: map[string]*ledgerRecord{}}
+	w := newWtx(tx, s)
 	for _, r := range group {
 		r.res, r.err = r.op(w)
 		var de *dirtyError
@@ -336,14 +388,12 @@ func (s *Store) tryCommit(group []*writeReq) (err error) {
 			return de.err
 		}
 	}
-	if err := w.flushLedgers(); err != nil {
-		return err
-	}
-	if err := s.keys.flush(&w.keys); err != nil {
+	if err := w.flush(); err != nil {
 		return err
 	}
 	touched := w.touched
 	tx.OnCommit(func() {
+		s.keys.committed(&w.keys)
 		for _, k := range touched {
 			s.watch.notify(k)
 		}
@@ -352,14 +402,90 @@ func (s *Store) tryCommit(group []*writeReq) (err error) {
 }
 
 // wtx is the shared write transaction of one group, with what its ops
-// changed so far.
+// changed so far. Ops update its caches only once they cannot fail.
 type wtx struct {
 	*bolt.Tx
 	s       *Store
+	b       buckets
 	ledgers map[string]*ledgerRecord // records read or changed in this tx
 	changed []*ledgerRecord          // records to write back at the end
+	heads   map[topicKey]head        // heads as of this tx's writes
+	dates   map[dateRangeKey]*[2]uint64
 	keys    keyWrites
 	touched []watchKey
+}
+
+type buckets struct {
+	meta, ledgers, entries, ids, dates, refs, psp, times, gdpr *bolt.Bucket
+}
+
+type topicKey struct {
+	num   uint32
+	topic Topic
+}
+
+type dateRangeKey struct {
+	topicKey
+	date Date
+}
+
+func newWtx(tx *bolt.Tx, s *Store) *wtx {
+	return &wtx{
+		Tx: tx, s: s,
+		b: buckets{
+			meta: tx.Bucket(bucketMeta), ledgers: tx.Bucket(bucketLedgers),
+			entries: tx.Bucket(bucketEntries), ids: tx.Bucket(bucketEntryIDs),
+			dates: tx.Bucket(bucketDates), refs: tx.Bucket(bucketRefs),
+			psp: tx.Bucket(bucketPSPRefs), times: tx.Bucket(bucketTimes),
+			gdpr: tx.Bucket(bucketGDPR),
+		},
+		ledgers: map[string]*ledgerRecord{},
+		heads:   map[topicKey]head{},
+		dates:   map[dateRangeKey]*[2]uint64{},
+	}
+}
+
+// head returns the head of a topic log as of this tx.
+func (w *wtx) head(num uint32, t Topic) (head, error) {
+	k := topicKey{num, t}
+	if h, ok := w.heads[k]; ok {
+		return h, nil
+	}
+	h, err := readHead(w.Tx, num, t)
+	if err == nil {
+		w.heads[k] = h
+	}
+	return h, err
+}
+
+// flush writes what the group's ops left in the caches, and prepares the
+// key file, before the commit.
+func (w *wtx) flush() error {
+	for _, r := range w.changed {
+		if err := w.b.ledgers.Put([]byte(r.ID), r.marshal()); err != nil {
+			return err
+		}
+	}
+	for k, r := range w.dates {
+		if err := w.b.dates.Put(dateKey(k.num, k.topic, k.date), append(itob(r[0]), itob(r[1])...)); err != nil {
+			return err
+		}
+	}
+	return w.s.keys.prepare(&w.keys, w.b.meta)
+}
+
+// extendDate records that seq belongs to date d of a topic log.
+func (w *wtx) extendDate(num uint32, t Topic, d Date, seq uint64) {
+	k := dateRangeKey{topicKey{num, t}, d}
+	if r, ok := w.dates[k]; ok {
+		r[1] = seq
+		return
+	}
+	first := seq
+	if v := w.b.dates.Get(dateKey(num, t, d)); len(v) == 16 {
+		first = btoi(v[:8])
+	}
+	w.dates[k] = &[2]uint64{first, seq}
 }
 
 // ledger returns the ledger record of id as of this tx, or ErrNotFound.
@@ -367,7 +493,7 @@ func (w *wtx) ledger(id string) (*ledgerRecord, error) {
 	if r, ok := w.ledgers[id]; ok {
 		return r, nil
 	}
-	v := w.Bucket(bucketLedgers).Get([]byte(id))
+	v := w.b.ledgers.Get([]byte(id))
 	if v == nil {
 		return nil, fmt.Errorf("ledger %s: %w", id, ErrNotFound)
 	}
@@ -388,16 +514,6 @@ func (w *wtx) markChanged(r *ledgerRecord) {
 		}
 	}
 	w.changed = append(w.changed, r)
-}
-
-func (w *wtx) flushLedgers() error {
-	b := w.Bucket(bucketLedgers)
-	for _, r := range w.changed {
-		if err := b.Put([]byte(r.ID), r.marshal()); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func btoi(b []byte) uint64 {
