@@ -195,8 +195,10 @@ func (w *wtx) putEntry(num uint32, e *Entry, g GDPR) error {
 	if err := w.b.ids.Put(entryIDKey(num, e.Topic, e.EntryID), itob(e.Sequence)); err != nil {
 		return err
 	}
-	if err := w.b.refs.Put(refKey(num, e.Topic, e.Reference, e.Sequence), nil); err != nil {
-		return err
+	if e.Reference != "" { // no one searches for an empty reference
+		if err := w.b.refs.Put(refKey(num, e.Topic, e.Reference, e.Sequence), nil); err != nil {
+			return err
+		}
 	}
 	if err := w.b.psp.Put(refKey(num, e.Topic, e.PSPReference, e.Sequence), nil); err != nil {
 		return err

@@ -169,7 +169,8 @@ const (
 
 // Lookup returns the sequences of up to limit entries whose reference (or
 // pspReference) equals value, in sequence order, starting after sequence
-// after. It reads only the matching index rows.
+// after. It reads only the matching index rows. Entries with an empty
+// reference are not indexed by it.
 func (s *Store) Lookup(ledgerID string, topic Topic, by Index, value string, after uint64, limit int) ([]uint64, error) {
 	if _, err := ParseTopic(string(topic)); err != nil {
 		return nil, err
