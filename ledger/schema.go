@@ -17,15 +17,17 @@ var (
 	bucketPSPRefs  = []byte("pspRefs")  // num|topic|len|pspReference|seq → nil
 	bucketTimes    = []byte("times")    // num|topic|time µs|seq → nil
 	bucketGDPR     = []byte("gdpr")     // num|topic|seq → key slot | nonce | sealed GDPR fields
+	bucketClients  = []byte("clients")  // clientID → JSON Client
+	bucketAudit    = []byte("audit")    // seq → JSON AuditEvent
 
 	allBuckets = [][]byte{bucketMeta, bucketLedgers, bucketEntries, bucketEntryIDs,
-		bucketDates, bucketRefs, bucketPSPRefs, bucketTimes, bucketGDPR}
+		bucketDates, bucketRefs, bucketPSPRefs, bucketTimes, bucketGDPR, bucketClients, bucketAudit}
 
 	// filled buckets are written with a high fill percent: most of their
 	// rows are appended at the end of a (ledger, topic) range, and a random
 	// insert dirties its leaf whatever the fill, so fuller leaves mean fewer
 	// pages to write.
-	filled = [][]byte{bucketEntries, bucketEntryIDs, bucketDates, bucketRefs, bucketPSPRefs, bucketTimes, bucketGDPR}
+	filled = [][]byte{bucketEntries, bucketEntryIDs, bucketDates, bucketRefs, bucketPSPRefs, bucketTimes, bucketGDPR, bucketAudit}
 )
 
 const schemaVersion = 1
