@@ -4,25 +4,51 @@ import (
 	"net/http"
 
 	"google.golang.org/grpc"
+
+	v1 "github.com/ledgerfeed/ledgerfeed/gen/ledgerfeed/v1"
 )
 
-// This file is where the API is mounted. Later issues add:
+// This file is where the API is mounted: without Config.Auth there is none
+// (only /healthz, /readyz, /metrics, gRPC health and reflection).
 //
-//   - gRPC: the public report service (with SubscribeFeed) and the
-//     admin/ingest service, registered in registerGRPCServices, behind the
-//     interceptor chain built in grpcServer (auth, audit, rate limit, errors,
-//     metrics);
-//   - HTTP: the Vipps-compatible REST gateway, the admin REST mapping,
-//     /openapi.json and /.well-known/jwks.json, mounted in registerHTTPAPI.
-//     The gateway is to dial the gRPC listener so that REST calls pass the
-//     same interceptor chain as gRPC calls.
+// gRPC: AdminService (adminapi.go) and ReportService, behind the chain of
+// chain.go. ReportService is not implemented yet: its methods answer
+// UNIMPLEMENTED (REST 501) after the chain has checked the token, scope read
+// and the rate limit.
 //
-// Until then, paths other than /healthz, /readyz and /metrics answer 404.
+// HTTP: the gateway (gateway.go) on /admin/, /settlement/ and /report/; the
+// token endpoints and the JWKS (token.go); the removed
+// /report/v1/ledgertransactions (410). All behind the REST middleware
+// (rest.go).
+
+// reportService stands in for the report API until it is built.
+type reportService struct {
+	v1.UnimplementedReportServiceServer
+}
 
 // registerGRPCServices registers the API services on g. grpc.health.v1 and
 // server reflection are registered by grpcServer.
-func (s *Server) registerGRPCServices(g *grpc.Server) {}
+func (s *Server) registerGRPCServices(g *grpc.Server) {
+	if s.auth == nil {
+		return
+	}
+	v1.RegisterAdminServiceServer(g, &adminAPI{store: s.store, auth: s.auth})
+	v1.RegisterReportServiceServer(g, &reportService{})
+}
 
 // registerHTTPAPI mounts the REST API on mux. Use s.handle so that each
 // route is counted and timed under its own name.
-func (s *Server) registerHTTPAPI(mux *http.ServeMux) {}
+func (s *Server) registerHTTPAPI(mux *http.ServeMux) {
+	if s.auth == nil || s.gateway == nil {
+		return
+	}
+	body := s.limits.MaxBodyBytes
+	s.handle(mux, "/admin/", "admin", s.rest(body, s.gateway))
+	s.handle(mux, "/settlement/", "report", s.rest(body, s.gateway))
+	s.handle(mux, "/report/", "report", s.rest(body, s.gateway))
+	s.handle(mux, "GET /report/v1/ledgertransactions", "ledgertransactions", s.rest(body, http.HandlerFunc(s.handleLedgerTransactions)))
+	s.handle(mux, "POST /accesstoken/get", "token", s.rest(tokenMaxBodyBytes, http.HandlerFunc(s.handleAccessTokenGet)))
+	s.handle(mux, "POST /oauth/token", "token", s.rest(tokenMaxBodyBytes, http.HandlerFunc(s.handleOAuthToken)))
+	s.handle(mux, "POST /miami/v1/token", "token", s.rest(tokenMaxBodyBytes, http.HandlerFunc(s.handleOAuthToken)))
+	s.handle(mux, "GET /.well-known/jwks.json", "jwks", http.HandlerFunc(s.handleJWKS))
+}

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"time"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 )
 
@@ -12,8 +15,11 @@ import (
 // the empty service name until shutdown begins.
 func (s *Server) grpcServer() (*grpc.Server, *health.Server) {
 	g := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(s.metrics.unaryInterceptor),
-		grpc.ChainStreamInterceptor(s.metrics.streamInterceptor),
+		grpc.ChainUnaryInterceptor(s.unaryInterceptors()...),
+		grpc.ChainStreamInterceptor(s.streamInterceptors()...),
+		grpc.MaxRecvMsgSize(s.limits.MaxRecvMsgBytes),
+		grpc.MaxHeaderListSize(uint32(s.limits.MaxHeaderBytes)),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	s.registerGRPCServices(g)
 

@@ -15,7 +15,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/ledgerfeed/ledgerfeed/auth"
 	"github.com/ledgerfeed/ledgerfeed/ledger"
 )
 
@@ -38,6 +40,16 @@ type Config struct {
 	SocketPath string
 
 	ShutdownTimeout time.Duration // 0 = DefaultShutdownTimeout
+
+	// Auth authenticates API calls, issues tokens and writes the audit
+	// log. Without it only health, readiness, metrics and reflection are
+	// served. The caller closes it after Serve has returned.
+	Auth *auth.Service
+	// Audience is the "resource" answered by POST /accesstoken/get: the
+	// audience of the tokens (auth.Config.Audience; "" = "ledgerfeed").
+	Audience string
+	// Limits bound requests and clients; zero fields take defaults.
+	Limits Limits
 }
 
 // Server serves one store on its HTTP, gRPC and admin listeners.
@@ -54,6 +66,16 @@ type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
 	admin  *http.Server
+
+	auth     *auth.Service
+	audience string
+	limits   Limits
+	polls    *pollSlots
+
+	// The gateway's in-process connection to s.grpc (gateway.go).
+	inproc      *bufconn.Listener
+	gatewayConn *grpc.ClientConn
+	gateway     http.Handler
 
 	// draining is set when shutdown begins; /readyz then answers 503.
 	draining atomic.Bool
@@ -77,7 +99,14 @@ func New(cfg Config) (*Server, error) {
 		log:             cfg.Logger,
 		shutdownTimeout: cfg.ShutdownTimeout,
 		socketPath:      cfg.SocketPath,
+		auth:            cfg.Auth,
+		audience:        cfg.Audience,
+		limits:          cfg.Limits.withDefaults(),
 	}
+	if s.audience == "" {
+		s.audience = "ledgerfeed"
+	}
+	s.polls = newPollSlots(s.limits.MaxLongPollsPerClient)
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -112,14 +141,26 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	baseContext := func(net.Listener) context.Context { return s.baseCtx }
+	s.grpc, s.health = s.grpcServer()
+	if s.auth != nil {
+		s.inproc = bufconn.Listen(bufconnSize)
+		mux, conn, err := s.newGateway(s.inproc)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.gateway, s.gatewayConn = mux, conn
+	}
 	s.http = &http.Server{
 		Handler:           s.httpHandler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: s.limits.ReadHeaderTimeout,
+		ReadTimeout:       s.limits.ReadTimeout,
+		WriteTimeout:      s.limits.WriteTimeout,
+		IdleTimeout:       s.limits.IdleTimeout,
+		MaxHeaderBytes:    s.limits.MaxHeaderBytes,
 		BaseContext:       baseContext,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	s.grpc, s.health = s.grpcServer()
 	if s.adminLn != nil {
 		s.admin = &http.Server{
 			Handler:           s.adminHandler(),
@@ -151,7 +192,7 @@ func (s *Server) ready() bool { return !s.draining.Load() && s.store.Ready() }
 // removed. Serve returns nil after a shutdown asked for through ctx, or the
 // error of the listener that failed. It does not close the store.
 func (s *Server) Serve(ctx context.Context) error {
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	n := 0
 	serve := func(name string, f func() error) {
 		n++
@@ -169,6 +210,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	serve("http", func() error { return s.http.Serve(s.httpLn) })
 	serve("grpc", func() error { return s.grpc.Serve(s.grpcLn) })
+	if s.inproc != nil {
+		serve("grpc in-process", func() error { return s.grpc.Serve(s.inproc) })
+	}
 	if s.admin != nil {
 		serve("admin socket", func() error { return s.admin.Serve(s.adminLn) })
 	}
@@ -206,11 +250,14 @@ func (s *Server) shutdown() {
 			srv.Close()
 		}
 	}
-	wg.Go(func() { stopHTTP("http", s.http) })
 	if s.admin != nil {
 		wg.Go(func() { stopHTTP("admin socket", s.admin) })
 	}
+	// REST first, then gRPC: a REST request in flight still needs the
+	// gateway's connection to the gRPC server. gRPC callers are served
+	// meanwhile; both share the one deadline.
 	wg.Go(func() {
+		stopHTTP("http", s.http)
 		done := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(done) }()
 		select {
@@ -234,6 +281,12 @@ func (s *Server) Close() {
 			if ln != nil {
 				ln.Close() // already closed by a shutdown: error ignored
 			}
+		}
+		if s.inproc != nil {
+			s.inproc.Close()
+		}
+		if s.gatewayConn != nil {
+			s.gatewayConn.Close()
 		}
 		if s.adminLn != nil {
 			if err := os.Remove(s.socketPath); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -4,6 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ledgerfeed/ledgerfeed/auth"
 )
 
 // config holds the settings of every command. It is filled in order from
@@ -16,6 +20,20 @@ type config struct {
 	AdminSecret string // --admin-secret, LEDGERFEED_ADMIN_SECRET
 	Demo        bool   // --demo, LEDGERFEED_DEMO
 	DemoSecret  string // --demo-secret, LEDGERFEED_DEMO_SECRET
+
+	// Auth. Zero values take auth's defaults.
+	Issuer    string        // --issuer, LEDGERFEED_ISSUER ("" = "ledgerfeed")
+	Audience  string        // --audience, LEDGERFEED_AUDIENCE ("" = "ledgerfeed")
+	TokenTTL  time.Duration // --token-ttl, LEDGERFEED_TOKEN_TTL (0 = 1h)
+	JWKSFiles string        // --jwks-file (repeated), LEDGERFEED_JWKS_FILES: ISSUER=FILE, comma-separated
+	// Rate limits; 0 = the default, negative = none.
+	RateLimit      float64 // --rate-limit, LEDGERFEED_RATE_LIMIT: API calls per second per client (0 = 50)
+	RateBurst      int     // --rate-burst, LEDGERFEED_RATE_BURST (0 = 100)
+	TokenRateLimit float64 // --token-rate-limit, LEDGERFEED_TOKEN_RATE_LIMIT: token requests per minute per client id and per address (0 = 10)
+	TokenRateBurst int     // --token-rate-burst, LEDGERFEED_TOKEN_RATE_BURST (0 = 5)
+	MaxBodyBytes   int64   // --max-body-bytes, LEDGERFEED_MAX_BODY_BYTES (0 = 10 MiB)
+
+	jwksFromFlag bool // a --jwks-file flag was seen: later ones append
 }
 
 func defaultConfig() config {
@@ -42,6 +60,26 @@ func (c *config) loadEnv(getenv func(string) string) error {
 			*v.dst = s
 		}
 	}
+	for _, v := range []struct {
+		name  string
+		parse func(string) error
+	}{
+		{"LEDGERFEED_ISSUER", setString(&c.Issuer)},
+		{"LEDGERFEED_AUDIENCE", setString(&c.Audience)},
+		{"LEDGERFEED_TOKEN_TTL", setDuration(&c.TokenTTL)},
+		{"LEDGERFEED_JWKS_FILES", func(s string) error { c.JWKSFiles = s; _, err := c.externalIssuers(); return err }},
+		{"LEDGERFEED_RATE_LIMIT", setFloat(&c.RateLimit)},
+		{"LEDGERFEED_RATE_BURST", setInt(&c.RateBurst)},
+		{"LEDGERFEED_TOKEN_RATE_LIMIT", setFloat(&c.TokenRateLimit)},
+		{"LEDGERFEED_TOKEN_RATE_BURST", setInt(&c.TokenRateBurst)},
+		{"LEDGERFEED_MAX_BODY_BYTES", setInt64(&c.MaxBodyBytes)},
+	} {
+		if s := getenv(v.name); s != "" {
+			if err := v.parse(s); err != nil {
+				return fmt.Errorf("%s=%q: %v", v.name, s, err)
+			}
+		}
+	}
 	if s := getenv("LEDGERFEED_DEMO"); s != "" {
 		b, err := strconv.ParseBool(s)
 		if err != nil {
@@ -66,6 +104,91 @@ func (c *config) serveFlags(fs *flag.FlagSet) {
 	fs.Func("admin-secret", "`SECRET` of the admin client made on first start; prefer the env LEDGERFEED_ADMIN_SECRET, flags show in ps", setString(&c.AdminSecret))
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed an empty store with demo ledgers and a demo-partner client (env LEDGERFEED_DEMO)")
 	fs.Func("demo-secret", "`SECRET` of the demo-partner client (env LEDGERFEED_DEMO_SECRET)", setString(&c.DemoSecret))
+	fs.StringVar(&c.Issuer, "issuer", c.Issuer, "`ISS` of the tokens this server issues (env LEDGERFEED_ISSUER; default \"ledgerfeed\")")
+	fs.StringVar(&c.Audience, "audience", c.Audience, "`AUD` of the tokens this server issues and requires (env LEDGERFEED_AUDIENCE; default \"ledgerfeed\")")
+	fs.DurationVar(&c.TokenTTL, "token-ttl", c.TokenTTL, "lifetime of an access token (env LEDGERFEED_TOKEN_TTL; 0: 1h)")
+	fs.Func("jwks-file", "`ISSUER=FILE`: also accept tokens of ISSUER verified with the JSON Web Key Set in FILE; repeatable\n(env LEDGERFEED_JWKS_FILES, comma-separated)", func(s string) error {
+		if c.JWKSFiles != "" && !c.jwksFromFlag {
+			c.JWKSFiles = "" // the first flag replaces the environment's list
+		}
+		c.jwksFromFlag = true
+		old := c.JWKSFiles
+		if old != "" {
+			c.JWKSFiles += ","
+		}
+		c.JWKSFiles += s
+		if _, err := c.externalIssuers(); err != nil {
+			c.JWKSFiles = old
+			return err
+		}
+		return nil
+	})
+	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "API calls per second per client, a token bucket (env LEDGERFEED_RATE_LIMIT; 0: 50; negative: no limit)")
+	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "burst of --rate-limit (env LEDGERFEED_RATE_BURST; 0: 100)")
+	fs.Float64Var(&c.TokenRateLimit, "token-rate-limit", c.TokenRateLimit, "token requests per minute per client id and per remote address (env LEDGERFEED_TOKEN_RATE_LIMIT; 0: 10; negative: no limit)")
+	fs.IntVar(&c.TokenRateBurst, "token-rate-burst", c.TokenRateBurst, "burst of --token-rate-limit (env LEDGERFEED_TOKEN_RATE_BURST; 0: 5)")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest REST request body accepted, 413 beyond (env LEDGERFEED_MAX_BODY_BYTES; 0: 10 MiB)")
+}
+
+// externalIssuers parses JWKSFiles.
+func (c *config) externalIssuers() ([]auth.ExternalIssuer, error) {
+	var out []auth.ExternalIssuer
+	for _, item := range strings.Split(c.JWKSFiles, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		iss, file, ok := strings.Cut(item, "=")
+		if !ok || iss == "" || file == "" {
+			return nil, fmt.Errorf("%q: want ISSUER=FILE", item)
+		}
+		out = append(out, auth.ExternalIssuer{Issuer: iss, JWKSFile: file})
+	}
+	return out, nil
+}
+
+func setDuration(dst *time.Duration) func(string) error {
+	return func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("want a duration such as 1h or 15m")
+		}
+		*dst = d
+		return nil
+	}
+}
+
+func setFloat(dst *float64) func(string) error {
+	return func(s string) error {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("want a number")
+		}
+		*dst = f
+		return nil
+	}
+}
+
+func setInt(dst *int) func(string) error {
+	return func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("want an integer")
+		}
+		*dst = n
+		return nil
+	}
+}
+
+func setInt64(dst *int64) func(string) error {
+	return func(s string) error {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("want an integer")
+		}
+		*dst = n
+		return nil
+	}
 }
 
 func setString(dst *string) func(string) error {
@@ -80,6 +203,12 @@ func (c *config) validateServe() error {
 		return fmt.Errorf("--http-addr must not be empty")
 	case c.GRPCAddr == "":
 		return fmt.Errorf("--grpc-addr must not be empty")
+	case c.TokenTTL < 0:
+		return fmt.Errorf("--token-ttl must not be negative")
+	case c.RateBurst < 0 || c.TokenRateBurst < 0:
+		return fmt.Errorf("--rate-burst and --token-rate-burst must not be negative")
+	case c.MaxBodyBytes < 0:
+		return fmt.Errorf("--max-body-bytes must not be negative")
 	}
 	return nil
 }

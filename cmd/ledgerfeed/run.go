@@ -21,6 +21,10 @@ var commands = []command{
 	{"serve", "run the server: REST, gRPC, metrics, health checks", runServe},
 	{"verify", "recompute every hash chain and balance in the store", runVerify},
 	{"backup", "write a consistent backup of the store to a tar file", runBackup},
+	{"client", "manage API clients: create, list, show, grant, revoke, rotate, delete", runClient},
+	{"import", "post the entries of a JSON lines or CSV file through the admin API", runImport},
+	{"audit", "print the server's audit log", runAudit},
+	{"keys", "rotate the key that signs access tokens: keys rotate", runKeys},
 }
 
 // run is the whole program: main adds only the signals, the real output

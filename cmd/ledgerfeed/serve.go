@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/ledgerfeed/ledgerfeed/auth"
 	"github.com/ledgerfeed/ledgerfeed/ledger"
 	"github.com/ledgerfeed/ledgerfeed/server"
 )
@@ -24,7 +26,10 @@ const closeDueEvery = time.Minute
 //	grpc listening on 127.0.0.1:9090
 //	admin socket data/ledgerfeed.sock
 //
-// (the last only when the admin socket could be made).
+// (the last only when the admin socket could be made). Before them, on the
+// first start of a store, it says that the admin client was made and, when
+// its secret is random, prints the secret (once; it is also in
+// DATA/admin-credentials).
 // Logs go to stderr.
 func runServe(ctx context.Context, cfg config, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", "[flags]", "Serves the store in --data: the REST API, /metrics, /healthz and /readyz on\n--http-addr; the gRPC API, grpc.health.v1 and reflection on --grpc-addr; the\nadmin socket for verify and backup in the data directory. SIGINT or SIGTERM\nshut it down gracefully.", stderr)
@@ -53,12 +58,58 @@ func runServe(ctx context.Context, cfg config, args []string, stdout, stderr io.
 		}
 	}()
 
+	externals, err := cfg.externalIssuers()
+	if err != nil {
+		return usagef(fs, "%v", err)
+	}
+	a, err := auth.New(st, auth.Config{
+		DataDir:            cfg.DataDir,
+		Issuer:             cfg.Issuer,
+		Audience:           cfg.Audience,
+		TokenTTL:           cfg.TokenTTL,
+		ExternalIssuers:    externals,
+		RatePerSecond:      cfg.RateLimit,
+		Burst:              cfg.RateBurst,
+		TokenRatePerMinute: cfg.TokenRateLimit,
+		TokenBurst:         cfg.TokenRateBurst,
+		Logger:             log.With("component", "auth"),
+	})
+	if err != nil {
+		return err
+	}
+	// Runs before the store closes: the audit events still queued are
+	// written first.
+	defer func() {
+		if err := a.Close(); err != nil {
+			log.Error("close auth (audit events may be lost)", "err", err)
+		}
+	}()
+	created, secret, err := a.Bootstrap(ctx, cfg.AdminSecret)
+	if err != nil {
+		return err
+	}
+	if created {
+		if cfg.AdminSecret == "" {
+			fmt.Fprintf(stdout, "admin client created: client_id=%s client_secret=%s\n", auth.AdminClientID, secret)
+			fmt.Fprintf(stdout, "  (shown once; also in %s, mode 0600)\n", filepath.Join(cfg.DataDir, auth.AdminCredentialsFile))
+		} else {
+			fmt.Fprintf(stdout, "admin client created: client_id=%s, secret from --admin-secret\n", auth.AdminClientID)
+		}
+	}
+
+	audience := cfg.Audience
+	if audience == "" {
+		audience = "ledgerfeed"
+	}
 	srv, err := server.New(server.Config{
 		Store:      st,
 		Logger:     log,
 		HTTPAddr:   cfg.HTTPAddr,
 		GRPCAddr:   cfg.GRPCAddr,
 		SocketPath: socketPath(cfg.DataDir),
+		Auth:       a,
+		Audience:   audience,
+		Limits:     server.Limits{MaxBodyBytes: cfg.MaxBodyBytes},
 	})
 	if err != nil {
 		return err

@@ -555,9 +555,10 @@ type AppendEntriesResponse struct {
 	Appended int32 `protobuf:"varint,1,opt,name=appended,proto3" json:"appended,omitempty"`
 	// Entries acknowledged as already present (same entry_id, same content).
 	Duplicates int32 `protobuf:"varint,2,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
-	// Sequence of the first newly appended entry; 0 when none were appended.
+	// Lowest sequence among the batch's entries, new or duplicate: a retried
+	// batch gets the same first_sequence and last_sequence as the first try.
 	FirstSequence int64 `protobuf:"varint,3,opt,name=first_sequence,json=firstSequence,proto3" json:"first_sequence,omitempty"`
-	// Sequence of the last newly appended entry; 0 when none were appended.
+	// Highest sequence among the batch's entries, new or duplicate.
 	LastSequence  int64 `protobuf:"varint,4,opt,name=last_sequence,json=lastSequence,proto3" json:"last_sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

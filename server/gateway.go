@@ -1,0 +1,210 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ledgerfeed/ledgerfeed/ledger"
+
+	v1 "github.com/ledgerfeed/ledgerfeed/gen/ledgerfeed/v1"
+)
+
+// The REST gateway (grpc-gateway) reaches the services through a real gRPC
+// client connection, never the in-process Register…HandlerServer: so every
+// REST call runs the same interceptor chain as a gRPC call (chain.go), and
+// server streams work. The connection goes to the same *grpc.Server, served
+// also on an in-memory bufconn listener: no loopback TCP, no dependence on
+// the host or TLS of --grpc-addr, nothing for another local process to dial.
+//
+// Around the gateway, the REST middleware (rest.go) sets the request id,
+// caps the body and keeps a restState. The gateway's client connection
+// passes the id (x-request-id) and a body the marshaler could not decode
+// (restBodyMD) to the chain as metadata.
+
+// bufconnSize is the in-memory pipe's buffer per direction.
+const bufconnSize = 1 << 20
+
+// Metadata of the gateway's calls that report a REST body it could not
+// decode: the kind ("invalid" or "too-large") and the detail. Any gRPC
+// caller could send them too, and then only fails its own call.
+const (
+	mdBodyError  = "ledgerfeed-rest-body-error"
+	mdBodyDetail = "ledgerfeed-rest-body-detail-bin"
+)
+
+// restBody is a REST request body as the middleware leaves it: capped, and
+// tied to the request's state so the marshaler can record a decode error.
+type restBody struct {
+	io.ReadCloser
+	state *restState
+}
+
+// newGateway builds the gateway mux and its connection to s.grpc over lis.
+func (s *Server) newGateway(lis *bufconn.Listener) (*runtime.ServeMux, *grpc.ClientConn, error) {
+	conn, err := grpc.NewClient("passthrough:///ledgerfeed-inprocess",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithUnaryInterceptor(gatewayUnary),
+		grpc.WithStreamInterceptor(gatewayStream),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30), grpc.MaxCallSendMsgSize(1<<30)),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("gateway connection: %w", err)
+	}
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, wireJSON{}),
+		runtime.WithErrorHandler(s.gatewayError),
+		runtime.WithRoutingErrorHandler(s.gatewayRoutingError),
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
+		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithForwardResponseOption(forwardStatus),
+		runtime.WithDisableHTTPMethodOverride(),
+	)
+	ctx := context.Background()
+	if err := v1.RegisterAdminServiceHandler(ctx, mux, conn); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	if err := v1.RegisterReportServiceHandler(ctx, mux, conn); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return mux, conn, nil
+}
+
+// gatewayMD is the metadata the gateway adds to a REST request's call.
+func gatewayMD(ctx context.Context) context.Context {
+	st := restStateOf(ctx)
+	if st == nil {
+		return ctx
+	}
+	kv := []string{mdRequestID, st.id}
+	if st.decodeErr != nil {
+		kind := "invalid"
+		if errors.Is(st.decodeErr, errTooLarge) {
+			kind = "too-large"
+		}
+		kv = append(kv, mdBodyError, kind, mdBodyDetail, detailOf(st.decodeErr))
+	}
+	return metadata.AppendToOutgoingContext(ctx, kv...)
+}
+
+func gatewayUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return invoker(gatewayMD(ctx), method, req, reply, cc, opts...)
+}
+
+func gatewayStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return streamer(gatewayMD(ctx), desc, cc, method, opts...)
+}
+
+// restBodyError is the chain's end of a REST body the gateway could not
+// decode: nil when the call carries none.
+func restBodyError(md metadata.MD) error {
+	kind := md.Get(mdBodyError)
+	if len(kind) == 0 {
+		return nil
+	}
+	detail := "request body could not be decoded"
+	if d := md.Get(mdBodyDetail); len(d) > 0 && d[0] != "" {
+		detail = d[0]
+	}
+	if kind[0] == "too-large" {
+		return &detailedError{kind: errTooLarge, err: errors.New(detail)}
+	}
+	return &detailedError{kind: ledger.ErrInvalid, err: errors.New(detail)}
+}
+
+// incomingHeader forwards to the chain only the Vipps-System-* headers
+// (logged); Authorization the gateway forwards itself, and the request id
+// comes from the REST state. Nothing else of the HTTP request becomes
+// metadata.
+func incomingHeader(key string) (string, bool) {
+	k := strings.ToLower(key)
+	if strings.HasPrefix(k, "vipps-system-") {
+		return k, true
+	}
+	return "", false
+}
+
+// restHeaders are the header metadata of a call that the gateway sends as
+// HTTP response headers; the rest stays on the gRPC side (the request id
+// the REST middleware sets itself).
+var restHeaders = map[string]string{
+	"vipps-feed-page-size": "Vipps-Feed-Page-Size",
+}
+
+func outgoingHeader(key string) (string, bool) {
+	h, ok := restHeaders[strings.ToLower(key)]
+	return h, ok
+}
+
+// forwardStatus sets the REST status of a successful call other than 200.
+func forwardStatus(_ context.Context, w http.ResponseWriter, m proto.Message) error {
+	if code := successStatus(m); code != http.StatusOK {
+		w.WriteHeader(code)
+	}
+	return nil
+}
+
+// successStatus is the HTTP status of a successful call's response: 201
+// for a creation, 202 for an accepted job, 204 for a deletion, else 200. m
+// may be the gateway's wrapper of a response with a response_body (it
+// embeds the response, so its methods are the response's).
+func successStatus(m any) int {
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return http.StatusOK
+	}
+	created := func() int {
+		if c, ok := m.(interface{ GetCreated() bool }); ok && c.GetCreated() {
+			return http.StatusCreated
+		}
+		return http.StatusOK
+	}
+	switch pm.ProtoReflect().Descriptor().FullName() {
+	case "ledgerfeed.v1.PutLedgerResponse", "ledgerfeed.v1.PutReportScheduleResponse":
+		return created()
+	case "ledgerfeed.v1.CreateClientResponse":
+		return http.StatusCreated
+	case "ledgerfeed.v1.RequestReportFileResponse":
+		return http.StatusAccepted
+	case "ledgerfeed.v1.DeleteClientResponse", "ledgerfeed.v1.DeleteReportScheduleResponse":
+		return http.StatusNoContent
+	}
+	return http.StatusOK
+}
+
+// gatewayError answers a failed REST call with the problem of its status.
+func (s *Server) gatewayError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	var hse *runtime.HTTPStatusError
+	if errors.As(err, &hse) {
+		err = hse.Err
+	}
+	s.writeStatus(w, r, status.Convert(err))
+}
+
+// gatewayRoutingError answers a REST path the gateway has no route for.
+func (s *Server) gatewayRoutingError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	switch httpStatus {
+	case http.StatusMethodNotAllowed:
+		s.httpError(w, r, fmt.Errorf("%w: %s %s", errMethodNotAllowed, r.Method, r.URL.Path))
+	case http.StatusBadRequest:
+		s.httpError(w, r, &ledger.FieldError{Field: "path", Reason: "malformed"})
+	default:
+		s.httpError(w, r, fmt.Errorf("no such path %s: %w", r.URL.Path, ledger.ErrNotFound))
+	}
+}

@@ -1,0 +1,44 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
+// rest wraps an API handler: it sets the request id (the caller's
+// X-Request-Id if sane, else random; always sent back), marks every answer
+// no-store and nosniff, refuses a body whose declared length is over
+// maxBody at once with 413 (none of it is read), and caps the body it lets
+// through at maxBody (a handler reading past it gets an
+// *http.MaxBytesError, and the connection is closed after the answer).
+func (s *Server) rest(maxBody int64, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := requestID(r.Header.Get(headerRequestID))
+		hdr := w.Header()
+		hdr.Set(headerRequestID, id)
+		hdr.Set("Cache-Control", "no-store")
+		hdr.Set("X-Content-Type-Options", "nosniff")
+		st := &restState{id: id}
+		r = r.WithContext(context.WithValue(r.Context(), restStateKey{}, st))
+		if r.ContentLength > maxBody {
+			hdr.Set("Connection", "close")
+			s.httpError(w, r, tooLarge(maxBody))
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &restBody{ReadCloser: http.MaxBytesReader(w, r.Body, maxBody), state: st}
+		}
+		if s.log.Enabled(r.Context(), slog.LevelDebug) {
+			var sys []any
+			for k, v := range r.Header {
+				if strings.HasPrefix(strings.ToLower(k), "vipps-system-") && len(v) > 0 {
+					sys = append(sys, strings.ToLower(k), cleanAuditText(v[0]))
+				}
+			}
+			s.log.Debug("request", append([]any{"contextId", id, "method", r.Method, "path", r.URL.Path}, sys...)...)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
