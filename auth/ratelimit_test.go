@@ -58,7 +58,7 @@ func TestService_AllowCall_Unlimited(t *testing.T) {
 }
 
 func TestService_AllowTokenRequest(t *testing.T) {
-	e := newTestEnv(t, nil) // 10/min, burst 5
+	e := newTestEnv(t, func(c *Config) { c.TokenRatePerMinute, c.TokenBurst = 10, 5 })
 	// Per remote address, whatever the client id (and port).
 	for i := range 5 {
 		if err := e.svc.AllowTokenRequest(fmt.Sprintf("c%d", i), fmt.Sprintf("192.0.2.1:%d", 40000+i)); err != nil {

@@ -28,7 +28,9 @@ type Config struct {
 	RatePerSecond float64
 	Burst         int
 	// TokenRatePerMinute and TokenBurst size the token endpoint's buckets,
-	// one per client id and one per remote address; 0 means 10/min and 5.
+	// one per client id and one per remote address; 0 means 30/min and 10:
+	// guessing a 32-byte random secret stays hopeless at that pace, and a
+	// script of CLI calls (one token each) is not slowed.
 	// A negative TokenRatePerMinute turns the limit off.
 	TokenRatePerMinute float64
 	TokenBurst         int
@@ -104,10 +106,10 @@ func newService(store *ledger.Store, cfg Config, fileHook func(string)) (*Servic
 		cfg.Burst = 100
 	}
 	if cfg.TokenRatePerMinute == 0 {
-		cfg.TokenRatePerMinute = 10
+		cfg.TokenRatePerMinute = 30
 	}
 	if cfg.TokenBurst <= 0 {
-		cfg.TokenBurst = 5
+		cfg.TokenBurst = 10
 	}
 	if cfg.AuditQueue <= 0 {
 		cfg.AuditQueue = 4096

@@ -29,7 +29,7 @@ type config struct {
 	// Rate limits; 0 = the default, negative = none.
 	RateLimit      float64 // --rate-limit, LEDGERFEED_RATE_LIMIT: API calls per second per client (0 = 50)
 	RateBurst      int     // --rate-burst, LEDGERFEED_RATE_BURST (0 = 100)
-	TokenRateLimit float64 // --token-rate-limit, LEDGERFEED_TOKEN_RATE_LIMIT: token requests per minute per client id and per address (0 = 10)
+	TokenRateLimit float64 // --token-rate-limit, LEDGERFEED_TOKEN_RATE_LIMIT: token requests per minute per client id and per address (0 = 30)
 	TokenRateBurst int     // --token-rate-burst, LEDGERFEED_TOKEN_RATE_BURST (0 = 5)
 	MaxBodyBytes   int64   // --max-body-bytes, LEDGERFEED_MAX_BODY_BYTES (0 = 10 MiB)
 
@@ -125,8 +125,8 @@ func (c *config) serveFlags(fs *flag.FlagSet) {
 	})
 	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "API calls per second per client, a token bucket (env LEDGERFEED_RATE_LIMIT; 0: 50; negative: no limit)")
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "burst of --rate-limit (env LEDGERFEED_RATE_BURST; 0: 100)")
-	fs.Float64Var(&c.TokenRateLimit, "token-rate-limit", c.TokenRateLimit, "token requests per minute per client id and per remote address (env LEDGERFEED_TOKEN_RATE_LIMIT; 0: 10; negative: no limit)")
-	fs.IntVar(&c.TokenRateBurst, "token-rate-burst", c.TokenRateBurst, "burst of --token-rate-limit (env LEDGERFEED_TOKEN_RATE_BURST; 0: 5)")
+	fs.Float64Var(&c.TokenRateLimit, "token-rate-limit", c.TokenRateLimit, "token requests per minute per client id and per remote address (env LEDGERFEED_TOKEN_RATE_LIMIT; 0: 30; negative: no limit)")
+	fs.IntVar(&c.TokenRateBurst, "token-rate-burst", c.TokenRateBurst, "burst of --token-rate-limit (env LEDGERFEED_TOKEN_RATE_BURST; 0: 10)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest REST request body accepted, 413 beyond (env LEDGERFEED_MAX_BODY_BYTES; 0: 10 MiB)")
 }
 
