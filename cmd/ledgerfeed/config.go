@@ -30,7 +30,7 @@ type config struct {
 	RateLimit      float64 // --rate-limit, LEDGERFEED_RATE_LIMIT: API calls per second per client (0 = 50)
 	RateBurst      int     // --rate-burst, LEDGERFEED_RATE_BURST (0 = 100)
 	TokenRateLimit float64 // --token-rate-limit, LEDGERFEED_TOKEN_RATE_LIMIT: token requests per minute per client id and per address (0 = 30)
-	TokenRateBurst int     // --token-rate-burst, LEDGERFEED_TOKEN_RATE_BURST (0 = 5)
+	TokenRateBurst int     // --token-rate-burst, LEDGERFEED_TOKEN_RATE_BURST (0 = 10)
 	MaxBodyBytes   int64   // --max-body-bytes, LEDGERFEED_MAX_BODY_BYTES (0 = 10 MiB)
 
 	jwksFromFlag bool // a --jwks-file flag was seen: later ones append
