@@ -85,19 +85,25 @@ func (k *keyFile) load(path string, next uint64) error {
 	if _, err := k.f.ReadAt(hdr, 0); err != nil || string(hdr) != keyFileMagic {
 		return fmt.Errorf("%w: %s is not a ledgerfeed key file", ErrDamaged, path)
 	}
-	// Whatever the file holds now is made durable before any of it is used.
-	if err := k.f.Sync(); err != nil {
-		return err
-	}
 	// A torn last slot (crash mid-write) was never referenced by a commit.
 	k.synced = uint64(size-keyHeaderSize) / keySize
 	if next > k.synced {
 		return fmt.Errorf("%w: %s holds %d keys but the data file uses %d", ErrDamaged, path, k.synced, next)
 	}
 	k.next = next
+	// The unused slots may hold a chunk whose write a crash cut short; they
+	// get fresh keys, written and synced before any of them is used.
 	k.pool = make([]byte, (k.synced-next)*keySize)
-	if _, err := k.f.ReadAt(k.pool, slotOffset(next)); err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
+	if len(k.pool) > 0 {
+		if _, err := rand.Read(k.pool); err != nil {
+			return err
+		}
+		if _, err := k.f.WriteAt(k.pool, slotOffset(next)); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		if err := k.sync(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
