@@ -291,7 +291,7 @@ func readAPIError(resp *http.Response) *apiError {
 		e.Body = strings.ToValidUTF8(s, "?")
 	}
 	if e.Problem.ContextID == "" {
-		e.Problem.ContextID = resp.Header.Get("X-Context-Id")
+		e.Problem.ContextID = resp.Header.Get("X-Request-Id")
 	}
 	return e
 }
