@@ -5,14 +5,16 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/ledgerfeed/ledgerfeed/feed"
+
 	v1 "github.com/ledgerfeed/ledgerfeed/gen/ledgerfeed/v1"
 )
 
 // This file is where the API is mounted: without Config.Auth there is none
 // (only /healthz, /readyz, /metrics, gRPC health and reflection).
 //
-// gRPC: AdminService (adminapi.go) and ReportService, behind the chain of
-// chain.go. ReportService is not implemented yet: its methods answer
+// gRPC: AdminService (adminapi.go) and ReportService (reportapi.go), behind
+// the chain of chain.go. ReportService's extensions not built yet answer
 // UNIMPLEMENTED (REST 501) after the chain has checked the token, scope read
 // and the rate limit.
 //
@@ -21,11 +23,6 @@ import (
 // /report/v1/ledgertransactions (410). All behind the REST middleware
 // (rest.go).
 
-// reportService stands in for the report API until it is built.
-type reportService struct {
-	v1.UnimplementedReportServiceServer
-}
-
 // registerGRPCServices registers the API services on g. grpc.health.v1 and
 // server reflection are registered by grpcServer.
 func (s *Server) registerGRPCServices(g *grpc.Server) {
@@ -33,7 +30,7 @@ func (s *Server) registerGRPCServices(g *grpc.Server) {
 		return
 	}
 	v1.RegisterAdminServiceServer(g, &adminAPI{store: s.store, auth: s.auth})
-	v1.RegisterReportServiceServer(g, &reportService{})
+	v1.RegisterReportServiceServer(g, &reportAPI{srv: s, store: s.store, reader: feed.NewReader(s.store), cursors: s.cursors})
 }
 
 // registerHTTPAPI mounts the REST API on mux. Use s.handle so that each
@@ -44,8 +41,8 @@ func (s *Server) registerHTTPAPI(mux *http.ServeMux) {
 	}
 	body := s.limits.MaxBodyBytes
 	s.handle(mux, "/admin/", "admin", s.rest(body, s.gateway))
-	s.handle(mux, "/settlement/", "report", s.rest(body, s.gateway))
-	s.handle(mux, "/report/", "report", s.rest(body, s.gateway))
+	s.handle(mux, "/settlement/", "report", s.rest(body, reportQuery(s.gateway)))
+	s.handle(mux, "/report/", "report", s.rest(body, reportQuery(s.gateway)))
 	s.handle(mux, "GET /report/v1/ledgertransactions", "ledgertransactions", s.rest(body, http.HandlerFunc(s.handleLedgerTransactions)))
 	s.handle(mux, "POST /accesstoken/get", "token", s.rest(tokenMaxBodyBytes, http.HandlerFunc(s.handleAccessTokenGet)))
 	s.handle(mux, "POST /oauth/token", "token", s.rest(tokenMaxBodyBytes, http.HandlerFunc(s.handleOAuthToken)))

@@ -236,24 +236,24 @@ func TestAPI_Scopes(t *testing.T) {
 	if _, err := e.rep.GetFeed(bearer(admin), &v1.GetFeedRequest{LedgerId: "302321", Topic: "funds"}); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("admin on report gRPC: %v, want PermissionDenied", err)
 	}
-	// The partner passes the same guard (the report API itself comes later).
-	if r := e.do("GET", "/settlement/v1/ledgers", partner, nil); r.code != http.StatusNotImplemented {
-		t.Errorf("partner on report REST: %d %s, want 501 (past the guard)", r.code, r.body)
+	// The partner passes the same guard.
+	if r := e.do("GET", "/settlement/v1/ledgers", partner, nil); r.code != http.StatusOK {
+		t.Errorf("partner on report REST: %d %s, want 200 (past the guard)", r.code, r.body)
 	}
-	if _, err := e.rep.GetFeed(bearer(partner), &v1.GetFeedRequest{LedgerId: "302321", Topic: "funds"}); status.Code(err) != codes.Unimplemented {
-		t.Errorf("partner on report gRPC: %v, want Unimplemented (past the guard)", err)
+	if _, err := e.rep.GetFeed(bearer(partner), &v1.GetFeedRequest{LedgerId: "302321", Topic: "funds"}); err != nil {
+		t.Errorf("partner on report gRPC: %v, want success (past the guard)", err)
 	}
 
-	// Streams pass the same chain.
+	// Streams pass the same chain (the partner's ledger 999 has no grant).
 	for _, tc := range []struct {
 		tok  string
 		want codes.Code
-	}{{"", codes.Unauthenticated}, {admin, codes.PermissionDenied}, {partner, codes.Unimplemented}} {
+	}{{"", codes.Unauthenticated}, {admin, codes.PermissionDenied}, {partner, codes.NotFound}} {
 		ctx := context.Background()
 		if tc.tok != "" {
 			ctx = bearer(tc.tok)
 		}
-		stream, err := e.rep.SubscribeFeed(ctx, &v1.SubscribeFeedRequest{LedgerId: "302321", Topic: "funds"})
+		stream, err := e.rep.SubscribeFeed(ctx, &v1.SubscribeFeedRequest{LedgerId: "999", Topic: "funds"})
 		if err == nil {
 			_, err = stream.Recv()
 		}

@@ -182,6 +182,8 @@ func (e *apiEnv) do(method, path, token string, body any, hdr ...string) resp {
 	if err != nil {
 		e.t.Fatalf("%s %s: read: %v", method, path, err)
 	}
+	checkVippsWireIfReport(e.t, req, hr, b)
+	checkOwnWire(e.t, req, hr, b)
 	return resp{code: hr.StatusCode, hdr: hr.Header, body: b}
 }
 

@@ -12,6 +12,7 @@ func (s *Server) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	s.handle(mux, "GET /healthz", "healthz", http.HandlerFunc(s.handleHealthz))
 	s.handle(mux, "GET /readyz", "readyz", http.HandlerFunc(s.handleReadyz))
+	s.handle(mux, "GET /openapi.json", "openapi", http.HandlerFunc(s.handleOpenAPI))
 	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(s.metrics.reg,
 		promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{
 			ErrorLog: slogPrintln{s.log},

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/ledgerfeed/ledgerfeed/auth"
+	"github.com/ledgerfeed/ledgerfeed/feed"
 	"github.com/ledgerfeed/ledgerfeed/ledger"
 )
 
@@ -71,6 +72,13 @@ type Server struct {
 	audience string
 	limits   Limits
 	polls    *pollSlots
+	// cursors makes and checks the report API's cursors, keyed with
+	// <data>/cursor.key.
+	cursors *feed.Cursors
+	// stopping is closed when shutdown begins: long polls answer at once
+	// and SubscribeFeed streams end, so graceful stop does not wait on them.
+	stopping     chan struct{}
+	stoppingOnce sync.Once
 
 	// The gateway's in-process connection to s.grpc (gateway.go).
 	inproc      *bufconn.Listener
@@ -107,6 +115,16 @@ func New(cfg Config) (*Server, error) {
 		s.audience = "ledgerfeed"
 	}
 	s.polls = newPollSlots(s.limits.MaxLongPollsPerClient)
+	s.stopping = make(chan struct{})
+	if s.auth != nil {
+		key, err := feed.LoadKey(cfg.Store.Dir())
+		if err != nil {
+			return nil, err
+		}
+		if s.cursors, err = feed.NewCursors(key); err != nil {
+			return nil, err
+		}
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -240,6 +258,7 @@ func (s *Server) shutdown() {
 	s.log.Info("shutting down", "timeout", s.shutdownTimeout.String())
 	s.draining.Store(true)
 	s.health.Shutdown()
+	s.stoppingOnce.Do(func() { close(s.stopping) })
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
 	defer cancel()

@@ -114,13 +114,16 @@ func runServe(ctx context.Context, cfg config, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	if cfg.Demo {
-		log.Warn("--demo: demo data arrives with the public API; serving the store as it is")
-	}
 	fmt.Fprintf(stdout, "http listening on %s\n", srv.HTTPAddr())
 	fmt.Fprintf(stdout, "grpc listening on %s\n", srv.GRPCAddr())
 	if p := srv.SocketPath(); p != "" {
 		fmt.Fprintf(stdout, "admin socket %s\n", p)
+	}
+	if cfg.Demo {
+		if err := serveDemo(ctx, cfg, st, a, srv.HTTPAddr(), stdout, stderr); err != nil {
+			srv.Close()
+			return err
+		}
 	}
 
 	closerCtx, stopCloser := context.WithCancel(context.Background())

@@ -170,16 +170,6 @@ func TestServe_ListenErrorClosesStore(t *testing.T) {
 	st.Close()
 }
 
-func TestServe_DemoNote(t *testing.T) {
-	s := startServe(t, t.TempDir(), "--demo")
-	if err := s.stop(t); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(s.stderr.String(), "demo data arrives with the public API") {
-		t.Errorf("no demo note in the log:\n%s", s.stderr)
-	}
-}
-
 // A data directory too deep for a unix socket path still serves, without
 // the admin socket; verify then says why it cannot reach the server.
 func TestServe_SocketPathTooLong(t *testing.T) {
