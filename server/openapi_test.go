@@ -118,6 +118,9 @@ func TestOpenAPI_Served(t *testing.T) {
 	if d := feed.Responses.Default(); d == nil || d.Value.Content.Get("application/problem+json") == nil {
 		t.Error("feed: default response is not application/problem+json")
 	}
+	if h := feed.Responses.Status(200).Value.Headers["Vipps-Feed-Page-Size"]; h == nil || !h.Value.Required {
+		t.Error("feed: 200 does not document the Vipps-Feed-Page-Size header")
+	}
 	if create := doc.Paths.Value("/admin/v1/clients").Post; create.Responses.Status(201) == nil || create.Responses.Status(200) != nil {
 		t.Errorf("POST /admin/v1/clients: responses %v, want 201 and no 200", create.Responses.Map())
 	}

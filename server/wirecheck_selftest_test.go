@@ -241,3 +241,22 @@ func TestOwnWire_Rejects(t *testing.T) {
 		}
 	}
 }
+
+func TestOwnWire_PageSizeHeader(t *testing.T) {
+	req := httptest.NewRequest("GET", "http://ledgerfeed.test"+wireFeedPath, nil)
+	body := []byte(`{"items":[],"tryLater":true,"cursor":"abc"}`)
+	for _, c := range []struct {
+		size string
+		ok   bool
+	}{{"1000", true}, {"", false}, {"0", false}} {
+		h := http.Header{"Content-Type": {"application/json"}}
+		if c.size != "" {
+			h.Set("Vipps-Feed-Page-Size", c.size)
+		}
+		rec := &recordTB{TB: t}
+		checkOwnWire(rec, req, &http.Response{StatusCode: 200, Header: h}, body)
+		if ok := len(rec.errs) == 0; ok != c.ok {
+			t.Errorf("Vipps-Feed-Page-Size %q: accepted %v, want %v: %v", c.size, ok, c.ok, rec.errs)
+		}
+	}
+}
