@@ -121,7 +121,7 @@ func (s *Store) Entries(ledgerID string, topic Topic, from uint64, limit int, op
 func (s *Store) scan(tx *bolt.Tx, rec *ledgerRecord, topic Topic, from, to uint64, limit int, opt ReadOptions) ([]Entry, error) {
 	prefix := topicPrefix(rec.Num, topic)
 	c := tx.Bucket(bucketEntries).Cursor()
-	out := make([]Entry, 0, min(limit, 1024))
+	out := make([]Entry, 0, min(limit, 64)) // grows as needed: an empty poll allocates little
 	for k, v := c.Seek(seqKey(rec.Num, topic, max(from, 1))); k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, v = c.Next() {
 		seq := btoi(k[prefixLen:])
 		if to != 0 && seq > to {

@@ -87,3 +87,51 @@ END {
 }' "$out/ratio.txt" | tee "$out/summary.txt"
 echo
 echo "goals: batch=1000 ratio >= 0.5; callers=64 ratio >= 0.5 (vs db.Batch, MaxBatchSize 64); p99 store <= p99 ref1 + 2 ms"
+
+# ---------------------------------------------------------------------------
+# Report API benchmarks (server/bench_report_test.go): REST feed page, empty
+# poll and gRPC feed page as ratios against bare references (bench/reference:
+# httpref.go, grpcref.go) in the same run, and append-to-delivery latency.
+# BENCH_REPORT=0 skips them; BENCH_REPORT_COUNT sets their runs (default 3).
+if [[ "${BENCH_REPORT:-1}" != 0 ]]; then
+	rcount="${BENCH_REPORT_COUNT:-3}"
+	echo
+	echo "=== report API: store ÷ bare reference, same run, interleaved ==="
+	go test -run '^$' -bench 'Report' -benchtime=1x -count="$rcount" -timeout 0 ./server | tee "$out/report.txt"
+	echo
+	awk '
+	function median(s,    a, n, i, j, t) {
+		n = split(s, a, " ")
+		for (i = 2; i <= n; i++) {
+			t = a[i] + 0
+			for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]
+			a[j + 1] = t
+		}
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	/^BenchmarkReport/ {
+		name = $1; sub(/-[0-9]+$/, "", name)
+		if (!(name in runs)) order[++nn] = name
+		runs[name]++
+		for (i = 3; i < NF; i += 2) {
+			v = $i + 0; u = $(i + 1)
+			if (u == "ratio_min") { if (!(name in lo) || v < lo[name]) lo[name] = v; continue }
+			if (u == "ratio_max") { if (!(name in hi) || v > hi[name]) hi[name] = v; continue }
+			key = name SUBSEP u
+			if (!(key in vals)) units[name] = units[name] " " u
+			vals[key] = vals[key] " " v
+		}
+	}
+	END {
+		for (k = 1; k <= nn; k++) {
+			n = order[k]
+			printf "%s (%d runs)\n", n, runs[n]
+			if (n in lo) printf "  %-28s %.3f-%.3f\n", "ratio min-max (all pairs)", lo[n], hi[n]
+			m = split(units[n], us, " ")
+			for (i = 1; i <= m; i++) if (us[i] != "ns/op") printf "  %-28s %.4g\n", us[i], median(vals[n SUBSEP us[i]])
+		}
+	}' "$out/report.txt" | tee "$out/report-summary.txt"
+	echo
+	echo "goals: REST page ratio >= 0.5 and <= 300 us server CPU/page; empty poll ratio >= 0.5; gRPC page ratio >= 0.7;"
+	echo "       commit->receive p99 < 2 ms; append->receive p99 < 10 ms (all_commit_p99_ms, all_append_p99_ms)"
+fi
