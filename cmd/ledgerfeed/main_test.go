@@ -28,6 +28,13 @@ type serving struct {
 // called.
 func startServe(t *testing.T, dataDir string, extra ...string) *serving {
 	t.Helper()
+	s, _ := serveWithStdout(t, dataDir, extra...)
+	return s
+}
+
+// serveWithStdout is startServe that also returns what serve wrote to stdout.
+func serveWithStdout(t *testing.T, dataDir string, extra ...string) (*serving, *addrWatcher) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &serving{dataDir: dataDir, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	out := newAddrWatcher()
@@ -50,7 +57,7 @@ func startServe(t *testing.T, dataDir string, extra ...string) *serving {
 			s.stop(t)
 		}
 	})
-	return s
+	return s, out
 }
 
 // stop cancels serve's context (as SIGTERM does) and returns what run

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,34 +11,6 @@ import (
 	"testing"
 	"time"
 )
-
-// serveWithStdout runs serve like startServe, and returns its stdout too.
-func serveWithStdout(t *testing.T, dataDir string, extra ...string) (*serving, *addrWatcher) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &serving{dataDir: dataDir, stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
-	out := newAddrWatcher()
-	args := append([]string{"serve", "--data", dataDir, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"}, extra...)
-	go func() { s.done <- run(ctx, args, out, s.stderr) }()
-	select {
-	case <-out.ready:
-		s.httpAddr, s.grpcAddr = out.addrs()
-	case err := <-s.done:
-		cancel()
-		t.Fatalf("serve ended before listening: %v\nstderr:\n%s", err, s.stderr)
-	case <-time.After(20 * time.Second):
-		cancel()
-		t.Fatalf("serve did not listen within 20s\nstderr:\n%s", s.stderr)
-	}
-	t.Cleanup(func() {
-		select {
-		case <-s.done:
-		default:
-			s.stop(t)
-		}
-	})
-	return s, out
-}
 
 func (w *addrWatcher) text() string {
 	w.mu.Lock()
