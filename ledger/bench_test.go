@@ -43,30 +43,6 @@ import (
 
 const benchLedgerID = "302321"
 
-type benchConfig struct {
-	pairs int
-	chunk time.Duration
-}
-
-func loadBenchConfig(tb testing.TB) benchConfig {
-	c := benchConfig{pairs: 3, chunk: time.Second}
-	if v := os.Getenv("LEDGERFEED_BENCH_PAIRS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			tb.Fatalf("LEDGERFEED_BENCH_PAIRS=%q: want a positive integer", v)
-		}
-		c.pairs = n
-	}
-	if v := os.Getenv("LEDGERFEED_BENCH_CHUNK"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			tb.Fatalf("LEDGERFEED_BENCH_CHUNK=%q: want a positive duration", v)
-		}
-		c.chunk = d
-	}
-	return c
-}
-
 // ---------------------------------------------------------------------------
 // Entry generator: what a settlement engine posts to one ledger's funds topic.
 
@@ -250,28 +226,12 @@ func openReference(b *testing.B, dir string, o reference.Options) *reference.Loo
 	return ref
 }
 
-// quantile returns the q-quantile of xs (sorted in place), nearest rank.
-func quantile(xs []float64, q float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	slices.Sort(xs)
-	i := int(q*float64(len(xs))+0.5) - 1
-	return xs[max(0, min(i, len(xs)-1))]
-}
-
 func durQuantileMs(ds []time.Duration, q float64) float64 {
 	xs := make([]float64, len(ds))
 	for i, d := range ds {
 		xs[i] = float64(d) / 1e6
 	}
-	return quantile(xs, q)
-}
-
-func reportRatios(b *testing.B, ratios []float64) {
-	b.ReportMetric(quantile(ratios, 0.5), "ratio_median")
-	b.ReportMetric(slices.Min(ratios), "ratio_min")
-	b.ReportMetric(slices.Max(ratios), "ratio_max")
+	return reference.Quantile(xs, q)
 }
 
 // txCost adds up where a side's call time went, from bbolt's own commit
@@ -321,7 +281,7 @@ func BenchmarkIngestRatio(b *testing.B) {
 }
 
 func benchIngestRatio(b *testing.B, n int, random bool) {
-	cfg := loadBenchConfig(b)
+	cfg := reference.LoadConfig(b)
 	ctx := context.Background()
 	dir := b.TempDir()
 	s := openBenchStore(b, dir)
@@ -342,7 +302,7 @@ func benchIngestRatio(b *testing.B, n int, random bool) {
 				refCost.add(ref.DB(), before, entries, busy)
 			}
 		}()
-		for busy < cfg.chunk {
+		for busy < cfg.Chunk {
 			for i := range refBatch {
 				refBatch[i] = vals[vi%len(vals)]
 				vi++
@@ -366,7 +326,7 @@ func benchIngestRatio(b *testing.B, n int, random bool) {
 				storeCost.add(s.db, before, entries, busy)
 			}
 		}()
-		for busy < cfg.chunk {
+		for busy < cfg.Chunk {
 			in := gen.batch(n)
 			t0 := time.Now()
 			res, err := s.Append(ctx, benchLedgerID, TopicFunds, in)
@@ -381,7 +341,7 @@ func benchIngestRatio(b *testing.B, n int, random bool) {
 
 	var ratios, storeRates, refRates []float64
 	b.ResetTimer()
-	for i := 0; i <= cfg.pairs; i++ {
+	for i := 0; i <= cfg.Pairs; i++ {
 		measured = i > 0
 		r := refChunk()
 		st := storeChunk()
@@ -393,9 +353,9 @@ func benchIngestRatio(b *testing.B, n int, random bool) {
 		refRates = append(refRates, r)
 	}
 	b.StopTimer()
-	reportRatios(b, ratios)
-	b.ReportMetric(quantile(storeRates, 0.5), "store_entries/s")
-	b.ReportMetric(quantile(refRates, 0.5), "ref_entries/s")
+	reference.ReportRatios(b, ratios)
+	b.ReportMetric(reference.Quantile(storeRates, 0.5), "store_entries/s")
+	b.ReportMetric(reference.Quantile(refRates, 0.5), "ref_entries/s")
 	b.ReportMetric(meanLen(vals), "entry_bytes")
 	storeCost.report(b, "store")
 	refCost.report(b, "ref")
@@ -418,7 +378,7 @@ func BenchmarkConcurrentRatio(b *testing.B) {
 }
 
 func benchConcurrentRatio(b *testing.B) {
-	cfg := loadBenchConfig(b)
+	cfg := reference.LoadConfig(b)
 	ctx := context.Background()
 	dir := b.TempDir()
 	s := openBenchStore(b, dir)
@@ -435,7 +395,7 @@ func benchConcurrentRatio(b *testing.B) {
 		var wg sync.WaitGroup
 		lats := make([][]time.Duration, benchCallers)
 		start := time.Now()
-		deadline := start.Add(cfg.chunk)
+		deadline := start.Add(cfg.Chunk)
 		for g := range benchCallers {
 			wg.Add(1)
 			go func() {
@@ -483,14 +443,14 @@ func benchConcurrentRatio(b *testing.B) {
 			}
 			return err
 		})
-		poolSize = max(poolSize, int(rate*cfg.chunk.Seconds()*1.5))
+		poolSize = max(poolSize, int(rate*cfg.Chunk.Seconds()*1.5))
 		return rate, lats
 	}
 	ref1Chunk := func() (float64, []time.Duration) {
 		var lats []time.Duration
 		var busy time.Duration
 		one := make([][]byte, 1)
-		for busy < cfg.chunk {
+		for busy < cfg.Chunk {
 			one[0] = nextVal()
 			t0 := time.Now()
 			if err := ref.Update(one); err != nil {
@@ -506,7 +466,7 @@ func benchConcurrentRatio(b *testing.B) {
 	var ratios, storeRates, refRates, ref1Rates, excess []float64
 	var storeLats, refLats, ref1Lats []time.Duration
 	b.ResetTimer()
-	for i := 0; i <= cfg.pairs; i++ {
+	for i := 0; i <= cfg.Pairs; i++ {
 		r, rl := refBatchChunk()
 		st, sl := storeChunk()
 		r1, r1l := ref1Chunk()
@@ -519,16 +479,16 @@ func benchConcurrentRatio(b *testing.B) {
 		storeLats, refLats, ref1Lats = append(storeLats, sl...), append(refLats, rl...), append(ref1Lats, r1l...)
 	}
 	b.StopTimer()
-	reportRatios(b, ratios)
-	b.ReportMetric(quantile(storeRates, 0.5), "store_entries/s")
-	b.ReportMetric(quantile(refRates, 0.5), "ref_entries/s")
-	b.ReportMetric(quantile(ref1Rates, 0.5), "ref_batch1_entries/s")
+	reference.ReportRatios(b, ratios)
+	b.ReportMetric(reference.Quantile(storeRates, 0.5), "store_entries/s")
+	b.ReportMetric(reference.Quantile(refRates, 0.5), "ref_entries/s")
+	b.ReportMetric(reference.Quantile(ref1Rates, 0.5), "ref_batch1_entries/s")
 	b.ReportMetric(durQuantileMs(storeLats, 0.5), "p50_store_ms")
 	b.ReportMetric(durQuantileMs(storeLats, 0.99), "p99_store_ms")
 	b.ReportMetric(durQuantileMs(refLats, 0.99), "p99_ref_batch64_ms")
 	b.ReportMetric(durQuantileMs(ref1Lats, 0.5), "p50_ref_batch1_ms")
 	b.ReportMetric(durQuantileMs(ref1Lats, 0.99), "p99_ref_batch1_ms")
-	b.ReportMetric(quantile(excess, 0.5), "p99_excess_ms")
+	b.ReportMetric(reference.Quantile(excess, 0.5), "p99_excess_ms")
 }
 
 // ---------------------------------------------------------------------------

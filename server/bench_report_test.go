@@ -26,7 +26,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,30 +52,6 @@ const (
 	rbConns    = 16   // concurrent connections / callers of the throughput benchmarks
 	rbPageSize = 1000 // items of a full feed page
 )
-
-type rbConfig struct {
-	pairs int
-	chunk time.Duration
-}
-
-func rbLoadConfig(tb testing.TB) rbConfig {
-	c := rbConfig{pairs: 3, chunk: time.Second}
-	if v := os.Getenv("LEDGERFEED_BENCH_PAIRS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			tb.Fatalf("LEDGERFEED_BENCH_PAIRS=%q: want a positive integer", v)
-		}
-		c.pairs = n
-	}
-	if v := os.Getenv("LEDGERFEED_BENCH_CHUNK"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			tb.Fatalf("LEDGERFEED_BENCH_CHUNK=%q: want a positive duration", v)
-		}
-		c.chunk = d
-	}
-	return c
-}
 
 // rbEnv is a served Server with auth on 127.0.0.1 (free ports), one ledger
 // (rbLedger, NOK, UTC) and a client "bench" with scope read and a grant on it.
@@ -277,10 +252,10 @@ func rbHTTPCall(c *http.Client, u, token string, wantLen int) func() error {
 
 // rbPairs alternates ref and store chunks (warm-up pair first, dropped)
 // and reports the ratio store÷reference and the rates and CPU.
-func rbPairs(b *testing.B, cfg rbConfig, ref, store func() (float64, float64)) {
+func rbPairs(b *testing.B, cfg reference.Config, ref, store func() (float64, float64)) {
 	var ratios, sr, rr, sc, rc []float64
 	b.ResetTimer()
-	for i := 0; i <= cfg.pairs; i++ {
+	for i := 0; i <= cfg.Pairs; i++ {
 		r, rcpu := ref()
 		s, scpu := store()
 		if i == 0 {
@@ -290,25 +265,13 @@ func rbPairs(b *testing.B, cfg rbConfig, ref, store func() (float64, float64)) {
 		sr, rr, sc, rc = append(sr, s), append(rr, r), append(sc, scpu), append(rc, rcpu)
 	}
 	b.StopTimer()
-	b.ReportMetric(rbQuantile(ratios, 0.5), "ratio_median")
-	b.ReportMetric(slices.Min(ratios), "ratio_min")
-	b.ReportMetric(slices.Max(ratios), "ratio_max")
-	b.ReportMetric(rbQuantile(sr, 0.5), "store_req/s")
-	b.ReportMetric(rbQuantile(rr, 0.5), "ref_req/s")
-	scm, rcm := rbQuantile(sc, 0.5), rbQuantile(rc, 0.5)
+	reference.ReportRatios(b, ratios)
+	b.ReportMetric(reference.Quantile(sr, 0.5), "store_req/s")
+	b.ReportMetric(reference.Quantile(rr, 0.5), "ref_req/s")
+	scm, rcm := reference.Quantile(sc, 0.5), reference.Quantile(rc, 0.5)
 	b.ReportMetric(scm, "store_cpu_us/req")
 	b.ReportMetric(rcm, "ref_cpu_us/req")
 	b.ReportMetric(scm-rcm, "excess_cpu_us/req")
-}
-
-// rbQuantile returns the q-quantile of xs (sorted in place), nearest rank.
-func rbQuantile(xs []float64, q float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	slices.Sort(xs)
-	i := int(q*float64(len(xs))+0.5) - 1
-	return xs[max(0, min(i, len(xs)-1))]
 }
 
 // ---------------------------------------------------------------------------
@@ -319,7 +282,7 @@ func rbQuantile(xs []float64, q float64) float64 {
 // writing the same answer bytes. Goal: ratio ≥ 0.5; server CPU ≤ 300 µs per
 // page (≈ excess_cpu_us/req + the reference's server share).
 func BenchmarkReportFeedPageREST(b *testing.B) {
-	cfg := rbLoadConfig(b)
+	cfg := reference.LoadConfig(b)
 	e := newRBEnv(b)
 	e.add(b, rbPageSize)
 	c := rbClient(rbConns)
@@ -337,8 +300,8 @@ func BenchmarkReportFeedPageREST(b *testing.B) {
 	defer ref.Close()
 	refURL := "http://" + ref.Addr() + "/report/v2/ledgers/" + rbLedger + "/funds/feed?pageSize=1000"
 	rbPairs(b, cfg,
-		func() (float64, float64) { return rbLoad(b, cfg.chunk, rbHTTPCall(c, refURL, e.token, len(body))) },
-		func() (float64, float64) { return rbLoad(b, cfg.chunk, rbHTTPCall(c, u, e.token, len(body))) })
+		func() (float64, float64) { return rbLoad(b, cfg.Chunk, rbHTTPCall(c, refURL, e.token, len(body))) },
+		func() (float64, float64) { return rbLoad(b, cfg.Chunk, rbHTTPCall(c, u, e.token, len(body))) })
 	b.ReportMetric(float64(len(body)), "page_bytes")
 }
 
@@ -349,7 +312,7 @@ func BenchmarkReportFeedPageREST(b *testing.B) {
 // cursor of the last page, no wait): the tryLater answer, against a bare
 // handler writing the same small answer. Goal: ratio ≥ 0.5.
 func BenchmarkReportEmptyPoll(b *testing.B) {
-	cfg := rbLoadConfig(b)
+	cfg := reference.LoadConfig(b)
 	e := newRBEnv(b)
 	e.add(b, 10)
 	c := rbClient(rbConns)
@@ -372,8 +335,8 @@ func BenchmarkReportEmptyPoll(b *testing.B) {
 	defer ref.Close()
 	refURL := "http://" + ref.Addr() + strings.TrimPrefix(u, e.base)
 	rbPairs(b, cfg,
-		func() (float64, float64) { return rbLoad(b, cfg.chunk, rbHTTPCall(c, refURL, e.token, len(body))) },
-		func() (float64, float64) { return rbLoad(b, cfg.chunk, rbHTTPCall(c, u, e.token, len(body))) })
+		func() (float64, float64) { return rbLoad(b, cfg.Chunk, rbHTTPCall(c, refURL, e.token, len(body))) },
+		func() (float64, float64) { return rbLoad(b, cfg.Chunk, rbHTTPCall(c, u, e.token, len(body))) })
 	b.ReportMetric(float64(len(body)), "answer_bytes")
 }
 
@@ -385,7 +348,7 @@ func BenchmarkReportEmptyPoll(b *testing.B) {
 // returns the same message prebuilt. Both calls carry the bearer token.
 // Goal: ratio ≥ 0.7.
 func BenchmarkReportFeedPageGRPC(b *testing.B) {
-	cfg := rbLoadConfig(b)
+	cfg := reference.LoadConfig(b)
 	e := newRBEnv(b)
 	e.add(b, rbPageSize)
 	ctx := e.bearer()
@@ -415,8 +378,8 @@ func BenchmarkReportFeedPageGRPC(b *testing.B) {
 		}
 	}
 	rbPairs(b, cfg,
-		func() (float64, float64) { return rbLoad(b, cfg.chunk, call(refRep)) },
-		func() (float64, float64) { return rbLoad(b, cfg.chunk, call(e.rep)) })
+		func() (float64, float64) { return rbLoad(b, cfg.Chunk, call(refRep)) },
+		func() (float64, float64) { return rbLoad(b, cfg.Chunk, call(e.rep)) })
 }
 
 // ---------------------------------------------------------------------------
@@ -433,11 +396,11 @@ func BenchmarkReportFeedPageGRPC(b *testing.B) {
 // loaded at the time: 32 goroutines woken by a channel close at the same rate.
 func BenchmarkReportPushLatency(b *testing.B) {
 	const rbPushRate = 50 // an fsync-bound Append takes ~5–20 ms here: leave it room
-	cfg := rbLoadConfig(b)
+	cfg := reference.LoadConfig(b)
 	e := newRBEnv(b)
 	e.add(b, 10)
-	total := int(float64(cfg.pairs+1) * cfg.chunk.Seconds() * rbPushRate)
-	warm := int(cfg.chunk.Seconds() * rbPushRate)
+	total := int(float64(cfg.Pairs+1) * cfg.Chunk.Seconds() * rbPushRate)
+	warm := int(cfg.Chunk.Seconds() * rbPushRate)
 	first := e.n + 1 // k of the first timed entry
 	// Appender timestamps by k-first, written only by the appender and read
 	// after it and all followers are done.
@@ -607,22 +570,22 @@ func BenchmarkReportPushLatency(b *testing.B) {
 		{"sub_append", ss}, {"sub_commit", sc}, {"poll_append", ps}, {"poll_commit", pcm},
 		{"all_append", all}, {"all_commit", allC},
 	} {
-		b.ReportMetric(rbQuantile(m.xs, 0.5), m.name+"_p50_ms")
-		b.ReportMetric(rbQuantile(m.xs, 0.99), m.name+"_p99_ms")
+		b.ReportMetric(reference.Quantile(m.xs, 0.5), m.name+"_p50_ms")
+		b.ReportMetric(reference.Quantile(m.xs, 0.99), m.name+"_p99_ms")
 	}
 	var appendMs []float64
 	for j := warm; j < total; j++ {
 		appendMs = append(appendMs, float64(tCommit[j].Sub(tStart[j]))/1e6)
 	}
-	b.ReportMetric(rbQuantile(appendMs, 0.5), "append_call_p50_ms")
-	b.ReportMetric(rbQuantile(appendMs, 0.99), "append_call_p99_ms")
+	b.ReportMetric(reference.Quantile(appendMs, 0.5), "append_call_p50_ms")
+	b.ReportMetric(reference.Quantile(appendMs, 0.99), "append_call_p99_ms")
 
 	// The bare floor of commit→receive on this machine as it is loaded now:
 	// 2×16 goroutines parked on a channel that a ticker closes at the same
 	// rate, close→wake-up. No store, read, encoding or network.
-	wake := rbWakeRef(2*rbConns, rbPushRate, cfg.chunk)
-	b.ReportMetric(rbQuantile(wake, 0.5), "ref_wake_p50_ms")
-	b.ReportMetric(rbQuantile(wake, 0.99), "ref_wake_p99_ms")
+	wake := rbWakeRef(2*rbConns, rbPushRate, cfg.Chunk)
+	b.ReportMetric(reference.Quantile(wake, 0.5), "ref_wake_p50_ms")
+	b.ReportMetric(reference.Quantile(wake, 0.99), "ref_wake_p99_ms")
 }
 
 // rbWakeRef parks n goroutines on a shared channel that is closed (and
