@@ -1,9 +1,9 @@
 package ledger
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"github.com/ledgerfeed/ledgerfeed/ledger/chain"
 	"hash/crc32"
 	"time"
 )
@@ -120,57 +120,34 @@ func readStr(p []byte) (string, []byte, bool) {
 	return string(p[k : k+int(n)]), p[k+int(n):], true
 }
 
-// Canonical returns the canonical encoding of e that its hash covers: every
-// field a reader of the entry sees, in this order, strings as a 4-byte
-// big-endian length and the UTF-8 bytes, integers as 8-byte big-endian two's
-// complement:
-//
-//	version u8 = 1, ledgerId, topic, sequence, pspReference, time (µs since
-//	the Unix epoch), ledgerDate ("YYYY-MM-DD"), entryType, reference,
-//	currency, amount, balanceBefore, balanceAfter, recipientHandle present
-//	u8 (0 or 1), recipientHandle (empty when absent)
-//
-// The entry's hash is SHA-256(previous entry's hash ‖ Canonical(e)); the first
-// entry's previous hash is 32 zero bytes. GDPR fields and entryId are not
-// covered, so erasure leaves every hash valid.
+// Canonical returns the canonical encoding of e that its hash covers; the
+// encoding is documented in package chain.
 func Canonical(e *Entry) []byte {
-	return appendCanonical(make([]byte, 0, 192), e)
-}
-
-func appendCanonical(b []byte, e *Entry) []byte {
-	b = append(b, 1)
-	b = appendStr32(b, e.LedgerID)
-	b = appendStr32(b, string(e.Topic))
-	b = binary.BigEndian.AppendUint64(b, e.Sequence)
-	b = appendStr32(b, e.PSPReference)
-	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixMicro()))
-	var date [16]byte
-	b = appendStr32(b, string(e.LedgerDate.AppendFormat(date[:0])))
-	b = appendStr32(b, e.EntryType)
-	b = appendStr32(b, e.Reference)
-	b = appendStr32(b, e.Currency)
-	b = binary.BigEndian.AppendUint64(b, uint64(e.Amount))
-	b = binary.BigEndian.AppendUint64(b, uint64(e.BalanceBefore))
-	b = binary.BigEndian.AppendUint64(b, uint64(e.BalanceAfter))
-	if e.RecipientHandle != nil {
-		b = append(b, 1)
-		b = appendStr32(b, *e.RecipientHandle)
-	} else {
-		b = append(b, 0)
-		b = appendStr32(b, "")
-	}
-	return b
-}
-
-func appendStr32(b []byte, s string) []byte {
-	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
-	return append(b, s...)
+	c := chainEntry(e)
+	return chain.AppendCanonical(make([]byte, 0, 192), &c)
 }
 
 // ChainHash returns SHA-256(prev ‖ Canonical(e)).
 func ChainHash(prev [32]byte, e *Entry) [32]byte {
-	buf := make([]byte, 0, 256)
-	buf = append(buf, prev[:]...)
-	buf = appendCanonical(buf, e)
-	return sha256.Sum256(buf)
+	c := chainEntry(e)
+	return chain.Hash(prev, &c)
+}
+
+func chainEntry(e *Entry) chain.Entry {
+	var date [16]byte
+	return chain.Entry{
+		LedgerID:        e.LedgerID,
+		Topic:           string(e.Topic),
+		Sequence:        e.Sequence,
+		PSPReference:    e.PSPReference,
+		TimeMicros:      e.Time.UnixMicro(),
+		LedgerDate:      string(e.LedgerDate.AppendFormat(date[:0])),
+		EntryType:       e.EntryType,
+		Reference:       e.Reference,
+		Currency:        e.Currency,
+		Amount:          e.Amount,
+		BalanceBefore:   e.BalanceBefore,
+		BalanceAfter:    e.BalanceAfter,
+		RecipientHandle: e.RecipientHandle,
+	}
 }
