@@ -19,9 +19,11 @@ var (
 	bucketGDPR     = []byte("gdpr")     // num|topic|seq → key slot | nonce | sealed GDPR fields
 	bucketClients  = []byte("clients")  // clientID → JSON Client
 	bucketAudit    = []byte("audit")    // seq → JSON AuditEvent
+	bucketSeals    = []byte("seals")    // num|date → JSON sealRecord (seals.go), written once
 
 	allBuckets = [][]byte{bucketMeta, bucketLedgers, bucketEntries, bucketEntryIDs,
-		bucketDates, bucketRefs, bucketPSPRefs, bucketTimes, bucketGDPR, bucketClients, bucketAudit}
+		bucketDates, bucketRefs, bucketPSPRefs, bucketTimes, bucketGDPR, bucketClients, bucketAudit,
+		bucketSeals}
 
 	// filled buckets are written with a high fill percent: most of their
 	// rows are appended at the end of a (ledger, topic) range, and a random
