@@ -21,8 +21,15 @@ var (
 	bucketAudit    = []byte("audit")    // seq → JSON AuditEvent
 	bucketSeals    = []byte("seals")    // num|date → JSON sealRecord (seals.go), written once
 
+	// Records of package report (reportjobs.go): key → opaque value.
+	bucketReportFiles     = []byte("reportFiles")
+	bucketReportSchedules = []byte("reportSchedules")
+	bucketReportTokens    = []byte("reportTokens")
+	bucketReportRuns      = []byte("reportRuns")
+
 	allBuckets = [][]byte{bucketMeta, bucketLedgers, bucketEntries, bucketEntryIDs,
 		bucketDates, bucketRefs, bucketPSPRefs, bucketTimes, bucketGDPR, bucketClients, bucketAudit,
+		bucketReportFiles, bucketReportSchedules, bucketReportTokens, bucketReportRuns,
 		bucketSeals}
 
 	// filled buckets are written with a high fill percent: most of their
