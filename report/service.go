@@ -1,0 +1,564 @@
+package report
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/ledgerfeed/ledgerfeed/ledger"
+)
+
+// Defaults of Config.
+const (
+	DefaultWorkers          = 2
+	DefaultRetention        = 30 * 24 * time.Hour
+	DefaultTokenTTL         = 15 * time.Minute
+	DefaultDownloadsPerHour = 25
+	DefaultMaxActive        = 10
+	DefaultSweepEvery       = 10 * time.Minute
+	DefaultScheduleEvery    = time.Minute
+	// maxAttempts bounds how often a job is started: one that keeps dying
+	// with the server is failed instead of run forever.
+	maxAttempts = 3
+)
+
+// Config configures a Service. Store and Dir are required.
+type Config struct {
+	Store *ledger.Store
+	// Dir holds the finished files (created if missing), e.g. <data>/reports.
+	Dir string
+	// Workers is how many jobs run at once (0: DefaultWorkers).
+	Workers int
+	// Retention is how long a file is kept after it was requested; then the
+	// file and its record are deleted (0: DefaultRetention).
+	Retention time.Duration
+	// TokenTTL is how long a download URL works (0: DefaultTokenTTL).
+	TokenTTL time.Duration
+	// DownloadsPerHour is each client's download limit, a token bucket of
+	// that size refilled over an hour (0: DefaultDownloadsPerHour; < 0: none).
+	DownloadsPerHour int
+	// MaxActive is how many pending or running files one client may have
+	// (0: DefaultMaxActive).
+	MaxActive int
+	// SweepEvery is how often expired files and tokens are deleted
+	// (0: DefaultSweepEvery); ScheduleEvery how often schedules are checked
+	// besides on every change of a scheduled ledger (0: DefaultScheduleEvery).
+	SweepEvery, ScheduleEvery time.Duration
+	Now                       func() time.Time // nil: time.Now
+	Logger                    *slog.Logger     // nil: discard
+
+	// beforeWrite, when set (tests), runs after a job is marked running and
+	// before its file is written.
+	beforeWrite func(ctx context.Context, f *File)
+}
+
+// Service runs report file jobs. Its methods are safe for concurrent use.
+type Service struct {
+	cfg Config
+	st  *ledger.Store
+	log *slog.Logger
+	now func() time.Time
+
+	mu      sync.Mutex
+	queue   []string // record keys of jobs to run, oldest first
+	queued  map[string]bool
+	wake    chan struct{} // a job was queued
+	kick    chan struct{} // schedules changed
+	lmu     sync.Mutex
+	limits  map[string]*rate.Limiter
+	running sync.Map // record key → true while a worker runs it
+}
+
+// New opens the service: it makes Dir, removes temp files a crash left, and
+// queues every job that is pending or was running when the server stopped
+// (that one is run again from the start). Jobs run once Run is called.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Dir == "" {
+		return nil, errors.New("report: Store and Dir are required")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = DefaultTokenTTL
+	}
+	if cfg.DownloadsPerHour == 0 {
+		cfg.DownloadsPerHour = DefaultDownloadsPerHour
+	}
+	if cfg.MaxActive <= 0 {
+		cfg.MaxActive = DefaultMaxActive
+	}
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = DefaultSweepEvery
+	}
+	if cfg.ScheduleEvery <= 0 {
+		cfg.ScheduleEvery = DefaultScheduleEvery
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("report files directory: %w", err)
+	}
+	s := &Service{
+		cfg: cfg, st: cfg.Store, log: cfg.Logger, now: cfg.Now,
+		queued: map[string]bool{},
+		wake:   make(chan struct{}, 1),
+		kick:   make(chan struct{}, 1),
+		limits: map[string]*rate.Limiter{},
+	}
+	tmps, _ := filepath.Glob(filepath.Join(cfg.Dir, "*.tmp"))
+	for _, p := range tmps {
+		os.Remove(p)
+	}
+	var todo []*File
+	err := s.st.ScanRecords(ledger.RecordReportFiles, "", func(_ string, v []byte) error {
+		f, err := unmarshalFile(v)
+		if err != nil {
+			return err
+		}
+		if !f.Finished() {
+			todo = append(todo, f)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(todo, func(a, b *File) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	for _, f := range todo {
+		s.enqueue(f.key())
+	}
+	return s, nil
+}
+
+// Config returns the configuration in force, defaults filled in.
+func (s *Service) Config() Config { return s.cfg }
+
+// Run runs the workers, the scheduler and the retention sweeper until ctx
+// ends, then waits for them. A job cut short stays "running" in the store
+// and is run again by the next New.
+func (s *Service) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for range s.cfg.Workers {
+		wg.Go(func() { s.work(ctx) })
+	}
+	wg.Go(func() { s.scheduleLoop(ctx) })
+	wg.Go(func() { s.sweepLoop(ctx) })
+	wg.Wait()
+}
+
+func (s *Service) enqueue(key string) {
+	s.mu.Lock()
+	if !s.queued[key] {
+		s.queued[key] = true
+		s.queue = append(s.queue, key)
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next takes the oldest queued job, waiting for one; "" when ctx ends.
+func (s *Service) next(ctx context.Context) string {
+	for {
+		s.mu.Lock()
+		if len(s.queue) > 0 {
+			key := s.queue[0]
+			s.queue = s.queue[1:]
+			delete(s.queued, key)
+			more := len(s.queue) > 0
+			s.mu.Unlock()
+			if more {
+				select { // pass the wake-up on to another worker
+				case s.wake <- struct{}{}:
+				default:
+				}
+			}
+			return key
+		}
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-s.wake:
+		}
+	}
+}
+
+func (s *Service) work(ctx context.Context) {
+	for {
+		key := s.next(ctx)
+		if key == "" {
+			return
+		}
+		s.running.Store(key, true)
+		s.runJob(ctx, key)
+		s.running.Delete(key)
+	}
+}
+
+// update changes the file record of key with fn, atomically, and returns
+// the record as stored. fn may run more than once.
+func (s *Service) update(ctx context.Context, key string, fn func(f *File) error) (*File, error) {
+	var out *File
+	err := s.st.UpdateRecords(ctx, func(tx *ledger.RecordTx) error {
+		v, err := tx.Get(ledger.RecordReportFiles, key)
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			return fmt.Errorf("report file: %w", ledger.ErrNotFound)
+		}
+		f, err := unmarshalFile(v)
+		if err != nil {
+			return err
+		}
+		if err := fn(f); err != nil {
+			return err
+		}
+		out = f
+		return tx.Put(ledger.RecordReportFiles, key, f.marshal())
+	})
+	return out, err
+}
+
+var errSkip = errors.New("skip")
+
+// runJob runs one job: marks it running, writes the file to a temp file,
+// fsyncs and renames it, and marks it successful; or failed, with the
+// reason. A job cut short by ctx stays running (see Run).
+func (s *Service) runJob(ctx context.Context, key string) {
+	f, err := s.update(ctx, key, func(f *File) error {
+		if f.Finished() {
+			return errSkip
+		}
+		f.Status, f.StartedAt, f.Attempts = StatusRunning, s.now().UTC(), f.Attempts+1
+		if f.Attempts > maxAttempts {
+			f.Status, f.CompletedAt = StatusFailed, s.now().UTC()
+			f.Error = fmt.Sprintf("internal error: gave up after %d attempts", maxAttempts)
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errSkip) || errors.Is(err, ledger.ErrNotFound):
+		return
+	case err != nil:
+		if ctx.Err() == nil {
+			s.log.Error("report job: mark running", "file", key, "err", err)
+		}
+		return
+	case f.Status != StatusRunning:
+		s.log.Error("report job failed", "file", f.ID, "err", f.Error)
+		return
+	}
+	if s.cfg.beforeWrite != nil {
+		s.cfg.beforeWrite(ctx, f)
+	}
+	size, rows, werr := s.writeFile(ctx, f)
+	if ctx.Err() != nil {
+		return // shutting down: run again at the next start
+	}
+	_, err = s.update(context.WithoutCancel(ctx), key, func(g *File) error {
+		g.CompletedAt = s.now().UTC()
+		if werr != nil {
+			g.Status, g.Error = StatusFailed, reason(werr)
+			return nil
+		}
+		g.Status, g.Size, g.Rows, g.Error = StatusSuccessful, size, rows, ""
+		return nil
+	})
+	if werr != nil {
+		s.log.Warn("report job failed", "file", f.ID, "client", f.ClientID, "ledger", f.LedgerID, "err", werr)
+	}
+	if err != nil {
+		s.log.Error("report job: mark finished", "file", f.ID, "err", err)
+	}
+}
+
+// reason is the text a failed job shows its client: an input or lookup
+// error's own text, else "internal error" (the error is logged).
+func reason(err error) string {
+	var fe *ledger.FieldError
+	switch {
+	case errors.As(err, &fe):
+		return fe.Error()
+	case errors.Is(err, ledger.ErrInvalid), errors.Is(err, ledger.ErrNotFound):
+		return err.Error()
+	}
+	return "internal error"
+}
+
+// writeFile writes f's file: to a temp file in Dir, fsynced, renamed to its
+// final name, and the directory fsynced; so a file under its final name is
+// always whole. It returns the size and the number of data rows.
+func (s *Service) writeFile(ctx context.Context, f *File) (int64, int64, error) {
+	if err := s.authorize(f); err != nil {
+		return 0, 0, err
+	}
+	l, err := s.st.GetLedger(f.LedgerID)
+	if err != nil {
+		return 0, 0, err
+	}
+	exp, ok := ledger.CurrencyExponent(l.Currency)
+	if !ok {
+		return 0, 0, fmt.Errorf("%w: currency %q of ledger %s has no ISO 4217 exponent", ledger.ErrInvalid, l.Currency, l.ID)
+	}
+	final := filepath.Join(s.cfg.Dir, f.diskName())
+	tmp, err := os.CreateTemp(s.cfg.Dir, f.ID+".*.tmp")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.Remove(tmp.Name()) // after the rename: nothing there
+	rows, err := s.writeTo(ctx, f, l, exp, tmp)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return 0, 0, err
+	}
+	if err := syncDir(s.cfg.Dir); err != nil {
+		return 0, 0, err
+	}
+	fi, err := os.Stat(final)
+	if err != nil {
+		return 0, 0, err
+	}
+	return fi.Size(), rows, nil
+}
+
+func (s *Service) writeTo(ctx context.Context, f *File, l ledger.Ledger, exp int, w io.Writer) (int64, error) {
+	tw, err := newTableWriter(f.Format, w, exp, s.cfg.Dir)
+	if err != nil {
+		return 0, err
+	}
+	var rows int64
+	if f.Type == TypeBalances {
+		rows, err = writeBalances(ctx, s.st, f, l.Currency, tw)
+	} else {
+		rows, err = writeEntries(ctx, s.st, f, tw)
+	}
+	if cerr := tw.close(); err == nil {
+		err = cerr
+	}
+	return rows, err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// authorize checks, when a job runs, that its client still exists and may
+// read the ledger (and its GDPR fields, if asked): grants revoked since the
+// request, or since a schedule was made, stop the file.
+func (s *Service) authorize(f *File) error {
+	c, err := s.st.GetClient(f.ClientID)
+	if err != nil {
+		if errors.Is(err, ledger.ErrNotFound) {
+			return fmt.Errorf("%w: client %s no longer exists", ledger.ErrInvalid, f.ClientID)
+		}
+		return err
+	}
+	g, ok := c.Grant(f.LedgerID)
+	if !ok || !c.HasScope(ledger.ScopeRead) {
+		return fmt.Errorf("%w: client %s may not read ledger %s", ledger.ErrInvalid, f.ClientID, f.LedgerID)
+	}
+	if f.GDPR && !g.GDPRConsent {
+		return fmt.Errorf("%w: client %s has no GDPR consent for ledger %s", ledger.ErrInvalid, f.ClientID, f.LedgerID)
+	}
+	return nil
+}
+
+// Request checks r, stores a new pending file of clientID and queues it.
+// The caller has checked that the client may read the ledger (and its GDPR
+// fields). The dates must be closed: a file never changes once made.
+func (s *Service) Request(ctx context.Context, clientID string, r Request) (File, error) {
+	r, err := r.normalize()
+	if err != nil {
+		return File{}, err
+	}
+	if err := s.checkLedgerDates(r); err != nil {
+		return File{}, err
+	}
+	f := s.newFile(clientID, r, SourceManual, "")
+	err = s.st.UpdateRecords(ctx, func(tx *ledger.RecordTx) error {
+		active := 0
+		err := tx.Scan(ledger.RecordReportFiles, clientID+"\x00", func(_ string, v []byte) error {
+			g, err := unmarshalFile(v)
+			if err == nil && !g.Finished() {
+				active++
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if active >= s.cfg.MaxActive {
+			return fmt.Errorf("%w: %d report files of this client are pending or running already; wait for one to finish", ledger.ErrConflict, active)
+		}
+		return tx.Put(ledger.RecordReportFiles, f.key(), f.marshal())
+	})
+	if err != nil {
+		return File{}, err
+	}
+	s.enqueue(f.key())
+	return *f, nil
+}
+
+// checkLedgerDates answers NotFound for an unknown ledger and a field error
+// for a date range that is not closed yet.
+func (s *Service) checkLedgerDates(r Request) error {
+	h, err := s.st.Head(r.LedgerID, ledger.TopicFunds)
+	if err != nil {
+		return err
+	}
+	if h.OpenDate == 0 {
+		return fieldErr("toLedgerDate", "no date of ledger %s is closed yet", r.LedgerID)
+	}
+	if r.To >= h.OpenDate {
+		return fieldErr("toLedgerDate", "%s is not closed yet; the ledger's open date is %s", r.To, h.OpenDate)
+	}
+	return nil
+}
+
+func (s *Service) newFile(clientID string, r Request, source, scheduleID string) *File {
+	return &File{
+		ID: newID(), ClientID: clientID, Status: StatusPending,
+		Type: r.Type, LedgerID: r.LedgerID, Topics: r.Topics, From: r.From, To: r.To,
+		Format: r.Format, Language: r.Language, GDPR: r.GDPR,
+		Source: source, ScheduleID: scheduleID,
+		CreatedAt: s.now().UTC(), FileName: fileName(r),
+	}
+}
+
+// scanClient calls fn for each file of a client.
+func (s *Service) scanClient(clientID string, fn func(f *File)) error {
+	return s.st.ScanRecords(ledger.RecordReportFiles, clientID+"\x00", func(_ string, v []byte) error {
+		f, err := unmarshalFile(v)
+		if err != nil {
+			return err
+		}
+		fn(f)
+		return nil
+	})
+}
+
+// Get returns a file of clientID; another client's file, or one that does
+// not exist, is ErrNotFound alike.
+func (s *Service) Get(clientID, id string) (File, error) {
+	if !validID(id) {
+		return File{}, fmt.Errorf("report file %s: %w", id, ledger.ErrNotFound)
+	}
+	v, err := s.st.GetRecord(ledger.RecordReportFiles, fileKey(clientID, id))
+	if errors.Is(err, ledger.ErrNotFound) {
+		return File{}, fmt.Errorf("report file %s: %w", id, ledger.ErrNotFound)
+	}
+	if err != nil {
+		return File{}, err
+	}
+	f, err := unmarshalFile(v)
+	if err != nil {
+		return File{}, err
+	}
+	return *f, nil
+}
+
+// ListFilter selects and pages a client's files.
+type ListFilter struct {
+	CreatedAfter  time.Time // zero: 30 days ago
+	CreatedBefore time.Time // zero: no bound
+	Source        string    // "", SourceAuto or SourceManual
+	Status        Status    // "" or a status
+	LedgerID      string    // "" or a ledger
+	Limit, Offset int       // Limit 0: 20; at most 100
+	// Visible, when set, hides files of ledgers it answers false for (the
+	// caller's grants as of now).
+	Visible func(ledgerID string) bool
+}
+
+// Paging limits of List.
+const (
+	DefaultListLimit = 20
+	MaxListLimit     = 100
+	DefaultListAge   = 30 * 24 * time.Hour
+)
+
+// List returns the number of a client's files matching f and the page of
+// them f.Offset and f.Limit select, newest first.
+func (s *Service) List(clientID string, lf ListFilter) (int, []File, error) {
+	switch {
+	case lf.Limit < 0 || lf.Limit > MaxListLimit:
+		return 0, nil, fieldErr("limit", "must be 1–%d", MaxListLimit)
+	case lf.Limit == 0:
+		lf.Limit = DefaultListLimit
+	}
+	if lf.Offset < 0 {
+		return 0, nil, fieldErr("offset", "must not be negative")
+	}
+	switch lf.Source {
+	case "", SourceAuto, SourceManual:
+	default:
+		return 0, nil, fieldErr("source", "%q is not a source (auto or manual)", lf.Source)
+	}
+	switch lf.Status {
+	case "", StatusPending, StatusRunning, StatusSuccessful, StatusFailed:
+	default:
+		return 0, nil, fieldErr("status", "%q is not a status (pending, running, successful or failed)", lf.Status)
+	}
+	if lf.CreatedAfter.IsZero() {
+		lf.CreatedAfter = s.now().Add(-DefaultListAge)
+	}
+	var all []File
+	err := s.scanClient(clientID, func(f *File) {
+		switch {
+		case f.CreatedAt.Before(lf.CreatedAfter),
+			!lf.CreatedBefore.IsZero() && !f.CreatedAt.Before(lf.CreatedBefore),
+			lf.Source != "" && f.Source != lf.Source,
+			lf.Status != "" && f.Status != lf.Status,
+			lf.LedgerID != "" && f.LedgerID != lf.LedgerID,
+			lf.Visible != nil && !lf.Visible(f.LedgerID):
+			return
+		}
+		all = append(all, *f)
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	slices.SortFunc(all, func(a, b File) int {
+		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID))
+	})
+	if lf.Offset >= len(all) {
+		return len(all), []File{}, nil
+	}
+	return len(all), all[lf.Offset:min(len(all), lf.Offset+lf.Limit)], nil
+}
