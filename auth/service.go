@@ -62,6 +62,7 @@ type Service struct {
 
 	keys      *keyRing
 	externals map[string]*externalSet // by issuer
+	verified  verifiedTokens          // own tokens already verified (tokencache.go)
 
 	hashSlots chan struct{}
 	onHash    func() // test hook: called inside the hashing cap

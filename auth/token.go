@@ -177,6 +177,9 @@ func (a *Service) Verify(ctx context.Context, raw string) (*Principal, error) {
 	if len(raw) > maxTokenLen {
 		return nil, unauthenticated("invalid token: too long")
 	}
+	if claims, ok := a.cachedClaims(raw); ok {
+		return a.principal(claims, nil)
+	}
 	// Read the issuer unverified only to pick the rules and keys to check
 	// the token with; nothing else is trusted before the signature is.
 	peek, _, err := jwt.NewParser().ParseUnverified(raw, jwt.MapClaims{})
@@ -208,11 +211,14 @@ func (a *Service) Verify(ctx context.Context, raw string) (*Principal, error) {
 		jwt.WithTimeFunc(a.now),
 	)
 	claims := jwt.MapClaims{}
-	_, err = p.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
+	tok, err := p.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
 		return a.keyFor(t, ext)
 	})
 	if err != nil {
 		return nil, unauthenticated("invalid token: %s", jwtReason(err))
+	}
+	if ext == nil {
+		a.rememberClaims(raw, tok, claims)
 	}
 	return a.principal(claims, ext)
 }

@@ -150,9 +150,17 @@ func (s *Store) GetClient(id string) (Client, error) {
 	err := s.viewTx(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketClients).Get([]byte(id))
 		if v == nil {
+			s.clientRecs.forget(id)
 			return fmt.Errorf("client %s: %w", id, ErrNotFound)
 		}
-		return json.Unmarshal(v, &c)
+		shared, err := s.clientRecs.get(id, v, func(b []byte) (c Client, err error) {
+			return c, json.Unmarshal(b, &c)
+		})
+		// The caller owns what it gets: its slices are copies.
+		c = shared
+		c.Scopes = slices.Clone(shared.Scopes)
+		c.Grants = slices.Clone(shared.Grants)
+		return err
 	})
 	return c, err
 }

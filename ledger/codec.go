@@ -82,29 +82,31 @@ func decodeEntry(b []byte, e *Entry, checkCRC bool) error {
 	e.Amount = int64(binary.BigEndian.Uint64(p[9:]))
 	e.Time = time.UnixMicro(int64(binary.BigEndian.Uint64(p[17:]))).UTC()
 	e.LedgerDate = Date(binary.BigEndian.Uint32(p[25:]))
-	p = p[29:]
-	var ok bool
-	if e.EntryID, p, ok = readStr(p); !ok {
+	// One allocation holds all of the entry's strings; each field is a
+	// substring of it.
+	str := string(p[29:])
+	off, ok := 0, false
+	if e.EntryID, off, ok = strAt(str, off); !ok {
 		return errBadRecord
 	}
-	if e.PSPReference, p, ok = readStr(p); !ok {
+	if e.PSPReference, off, ok = strAt(str, off); !ok {
 		return errBadRecord
 	}
-	if e.EntryType, p, ok = readStr(p); !ok {
+	if e.EntryType, off, ok = strAt(str, off); !ok {
 		return errBadRecord
 	}
-	if e.Reference, p, ok = readStr(p); !ok {
+	if e.Reference, off, ok = strAt(str, off); !ok {
 		return errBadRecord
 	}
 	e.RecipientHandle = nil
 	if flags&flagRecipient != 0 {
 		var h string
-		if h, p, ok = readStr(p); !ok {
+		if h, off, ok = strAt(str, off); !ok {
 			return errBadRecord
 		}
 		e.RecipientHandle = &h
 	}
-	if len(p) != 0 {
+	if off != len(str) {
 		return errBadRecord
 	}
 	e.HasGDPR = flags&flagGDPR != 0
@@ -112,12 +114,28 @@ func decodeEntry(b []byte, e *Entry, checkCRC bool) error {
 	return nil
 }
 
-func readStr(p []byte) (string, []byte, bool) {
-	n, k := binary.Uvarint(p)
-	if k <= 0 || n > uint64(len(p)-k) {
-		return "", nil, false
+// strAt reads the uvarint-length-prefixed string at s[off:]; it answers the
+// string and the offset after it.
+func strAt(s string, off int) (string, int, bool) {
+	var n uint64
+	for i, shift := 0, uint(0); ; i, shift = i+1, shift+7 {
+		if off >= len(s) || i == binary.MaxVarintLen64 {
+			return "", 0, false
+		}
+		c := s[off]
+		off++
+		if i == binary.MaxVarintLen64-1 && c > 1 {
+			return "", 0, false // overflows 64 bits
+		}
+		n |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			break
+		}
 	}
-	return string(p[k : k+int(n)]), p[k+int(n):], true
+	if n > uint64(len(s)-off) {
+		return "", 0, false
+	}
+	return s[off : off+int(n)], off + int(n), true
 }
 
 // Canonical returns the canonical encoding of e that its hash covers; the

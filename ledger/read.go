@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"runtime/debug"
 
 	bolt "go.etcd.io/bbolt"
@@ -27,7 +28,8 @@ func (s *Store) view(id string, fn func(tx *bolt.Tx, rec *ledgerRecord) error) e
 		if v == nil {
 			return fmt.Errorf("ledger %s: %w", id, ErrNotFound)
 		}
-		rec, err := unmarshalLedger(v)
+		// Shared by every reader of the same record: fn must not change it.
+		rec, err := s.ledgerRecs.get(id, v, unmarshalLedger)
 		if err != nil {
 			return err
 		}
@@ -121,7 +123,25 @@ func (s *Store) Entries(ledgerID string, topic Topic, from uint64, limit int, op
 func (s *Store) scan(tx *bolt.Tx, rec *ledgerRecord, topic Topic, from, to uint64, limit int, opt ReadOptions) ([]Entry, error) {
 	prefix := topicPrefix(rec.Num, topic)
 	c := tx.Bucket(bucketEntries).Cursor()
-	out := make([]Entry, 0, min(limit, 64)) // grows as needed: an empty poll allocates little
+	// Sized to what the page will hold: the entries up to the log's end,
+	// to and limit. An empty poll allocates nothing.
+	want := uint64(limit)
+	if to != 0 && to >= from {
+		want = min(want, to-max(from, 1)+1)
+	}
+	k, _ := c.Seek(seqKey(rec.Num, topic, math.MaxUint64))
+	if k == nil || !bytes.HasPrefix(k, prefix) || btoi(k[prefixLen:]) != math.MaxUint64 {
+		k, _ = c.Prev()
+	}
+	if k == nil || !bytes.HasPrefix(k, prefix) {
+		return nil, nil
+	}
+	last := btoi(k[prefixLen:])
+	if last < max(from, 1) {
+		return nil, nil
+	}
+	want = min(want, last-max(from, 1)+1)
+	out := make([]Entry, 0, want)
 	for k, v := c.Seek(seqKey(rec.Num, topic, max(from, 1))); k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, v = c.Next() {
 		seq := btoi(k[prefixLen:])
 		if to != 0 && seq > to {

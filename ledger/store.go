@@ -46,6 +46,11 @@ type Store struct {
 	grace time.Duration
 	log   *slog.Logger
 
+	// Decoded ledger and client records, for the reads of every call
+	// (readcache.go).
+	ledgerRecs decoded[*ledgerRecord]
+	clientRecs decoded[Client]
+
 	mu     sync.RWMutex // held for writing only to mark the store closed
 	closed bool
 	reqs   chan *writeReq

@@ -29,8 +29,10 @@ func (s *Server) registerGRPCServices(g *grpc.Server) {
 	if s.auth == nil {
 		return
 	}
-	v1.RegisterAdminServiceServer(g, &adminAPI{store: s.store, auth: s.auth})
-	v1.RegisterReportServiceServer(g, &reportAPI{srv: s, store: s.store, reader: feed.NewReader(s.store), cursors: s.cursors})
+	s.adminSrv = &adminAPI{store: s.store, auth: s.auth}
+	s.reportSrv = &reportAPI{srv: s, store: s.store, reader: feed.NewReader(s.store), cursors: s.cursors}
+	v1.RegisterAdminServiceServer(g, s.adminSrv)
+	v1.RegisterReportServiceServer(g, s.reportSrv)
 }
 
 // registerHTTPAPI mounts the REST API on mux. Use s.handle so that each

@@ -5,16 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ledgerfeed/ledgerfeed/ledger"
@@ -22,20 +18,14 @@ import (
 	v1 "github.com/ledgerfeed/ledgerfeed/gen/ledgerfeed/v1"
 )
 
-// The REST gateway (grpc-gateway) reaches the services through a real gRPC
-// client connection, never the in-process Register…HandlerServer: so every
-// REST call runs the same interceptor chain as a gRPC call (chain.go), and
-// server streams work. The connection goes to the same *grpc.Server, served
-// also on an in-memory bufconn listener: no loopback TCP, no dependence on
-// the host or TLS of --grpc-addr, nothing for another local process to dial.
+// The REST gateway (grpc-gateway) calls the services in process, through
+// the interceptor chain (inproc.go): every REST call runs the same chain as
+// a gRPC call (chain.go).
 //
 // Around the gateway, the REST middleware (rest.go) sets the request id,
-// caps the body and keeps a restState. The gateway's client connection
-// passes the id (x-request-id) and a body the marshaler could not decode
-// (restBodyMD) to the chain as metadata.
-
-// bufconnSize is the in-memory pipe's buffer per direction.
-const bufconnSize = 1 << 20
+// caps the body and keeps a restState. The in-process call passes the id
+// (x-request-id) and a body the marshaler could not decode (restBodyMD) to
+// the chain as incoming metadata, as a gRPC caller would send them.
 
 // Metadata of the gateway's calls that report a REST body it could not
 // decode: the kind ("invalid" or "too-large") and the detail. Any gRPC
@@ -52,18 +42,8 @@ type restBody struct {
 	state *restState
 }
 
-// newGateway builds the gateway mux and its connection to s.grpc over lis.
-func (s *Server) newGateway(lis *bufconn.Listener) (*runtime.ServeMux, *grpc.ClientConn, error) {
-	conn, err := grpc.NewClient("passthrough:///ledgerfeed-inprocess",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithUnaryInterceptor(gatewayUnary),
-		grpc.WithStreamInterceptor(gatewayStream),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30), grpc.MaxCallSendMsgSize(1<<30)),
-	)
-	if err != nil {
-		return nil, nil, fmt.Errorf("gateway connection: %w", err)
-	}
+// newGateway builds the gateway mux over the in-process services.
+func (s *Server) newGateway() (*runtime.ServeMux, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, wireJSON{}),
 		runtime.WithErrorHandler(s.gatewayError),
@@ -75,22 +55,21 @@ func (s *Server) newGateway(lis *bufconn.Listener) (*runtime.ServeMux, *grpc.Cli
 		runtime.WithDisableHTTPMethodOverride(),
 	)
 	ctx := context.Background()
-	if err := v1.RegisterAdminServiceHandler(ctx, mux, conn); err != nil {
-		conn.Close()
-		return nil, nil, err
+	if err := v1.RegisterAdminServiceHandlerServer(ctx, mux, localAdmin{s: s, api: s.adminSrv}); err != nil {
+		return nil, err
 	}
-	if err := v1.RegisterReportServiceHandler(ctx, mux, conn); err != nil {
-		conn.Close()
-		return nil, nil, err
+	if err := v1.RegisterReportServiceHandlerServer(ctx, mux, localReport{s: s, api: s.reportSrv}); err != nil {
+		return nil, err
 	}
-	return mux, conn, nil
+	return mux, nil
 }
 
-// gatewayMD is the metadata the gateway adds to a REST request's call.
-func gatewayMD(ctx context.Context) context.Context {
+// restMD is the metadata a REST request's call carries: the request id and
+// a body the marshaler could not decode (nil outside the REST middleware).
+func restMD(ctx context.Context) []string {
 	st := restStateOf(ctx)
 	if st == nil {
-		return ctx
+		return nil
 	}
 	kv := []string{mdRequestID, st.id}
 	if st.decodeErr != nil {
@@ -100,15 +79,7 @@ func gatewayMD(ctx context.Context) context.Context {
 		}
 		kv = append(kv, mdBodyError, kind, mdBodyDetail, detailOf(st.decodeErr))
 	}
-	return metadata.AppendToOutgoingContext(ctx, kv...)
-}
-
-func gatewayUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	return invoker(gatewayMD(ctx), method, req, reply, cc, opts...)
-}
-
-func gatewayStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	return streamer(gatewayMD(ctx), desc, cc, method, opts...)
+	return kv
 }
 
 // restBodyError is the chain's end of a REST body the gateway could not

@@ -311,21 +311,32 @@ func publicLedger(l ledger.Ledger) *v1.Ledger {
 // entriesToProto converts entries as read; GDPR fields only where the read
 // returned them.
 func entriesToProto(es []ledger.Entry) []*v1.Entry {
+	// A page is hundreds of entries: their messages and timestamps are
+	// allocated in one block each, and a date's string is made once for the
+	// run of entries that share it.
 	out := make([]*v1.Entry, len(es))
+	pes := make([]v1.Entry, len(es))
+	tss := make([]timestamppb.Timestamp, len(es))
+	var date ledger.Date
+	var dateStr string
 	for i := range es {
 		e := &es[i]
-		pe := &v1.Entry{
-			PspReference:    e.PSPReference,
-			Time:            timestamppb.New(e.Time),
-			LedgerDate:      e.LedgerDate.String(),
-			EntryType:       e.EntryType,
-			Reference:       e.Reference,
-			Currency:        e.Currency,
-			Amount:          e.Amount,
-			BalanceBefore:   e.BalanceBefore,
-			BalanceAfter:    e.BalanceAfter,
-			RecipientHandle: e.RecipientHandle,
+		if i == 0 || e.LedgerDate != date {
+			date, dateStr = e.LedgerDate, e.LedgerDate.String()
 		}
+		ts := &tss[i]
+		ts.Seconds, ts.Nanos = e.Time.Unix(), int32(e.Time.Nanosecond())
+		pe := &pes[i]
+		pe.PspReference = e.PSPReference
+		pe.Time = ts
+		pe.LedgerDate = dateStr
+		pe.EntryType = e.EntryType
+		pe.Reference = e.Reference
+		pe.Currency = e.Currency
+		pe.Amount = e.Amount
+		pe.BalanceBefore = e.BalanceBefore
+		pe.BalanceAfter = e.BalanceAfter
+		pe.RecipientHandle = e.RecipientHandle
 		if g := e.GDPR; g != nil {
 			pe.Name, pe.MaskedPhoneNo, pe.Message = &g.Name, &g.MaskedPhoneNo, &g.Message
 		}

@@ -15,11 +15,12 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/ledgerfeed/ledgerfeed/auth"
 	"github.com/ledgerfeed/ledgerfeed/feed"
 	"github.com/ledgerfeed/ledgerfeed/ledger"
+
+	v1 "github.com/ledgerfeed/ledgerfeed/gen/ledgerfeed/v1"
 )
 
 // DefaultShutdownTimeout is how long Serve lets in-flight requests finish
@@ -80,10 +81,12 @@ type Server struct {
 	stopping     chan struct{}
 	stoppingOnce sync.Once
 
-	// The gateway's in-process connection to s.grpc (gateway.go).
-	inproc      *bufconn.Listener
-	gatewayConn *grpc.ClientConn
-	gateway     http.Handler
+	// The API services, registered on s.grpc and called in process by the
+	// REST gateway (inproc.go) through chain, the unary interceptors.
+	adminSrv  v1.AdminServiceServer
+	reportSrv v1.ReportServiceServer
+	chain     grpc.UnaryServerInterceptor
+	gateway   http.Handler
 
 	// draining is set when shutdown begins; /readyz then answers 503.
 	draining atomic.Bool
@@ -161,13 +164,13 @@ func New(cfg Config) (*Server, error) {
 	baseContext := func(net.Listener) context.Context { return s.baseCtx }
 	s.grpc, s.health = s.grpcServer()
 	if s.auth != nil {
-		s.inproc = bufconn.Listen(bufconnSize)
-		mux, conn, err := s.newGateway(s.inproc)
+		s.chain = unaryChain(s.unaryInterceptors())
+		mux, err := s.newGateway()
 		if err != nil {
 			s.Close()
 			return nil, err
 		}
-		s.gateway, s.gatewayConn = mux, conn
+		s.gateway = mux
 	}
 	s.http = &http.Server{
 		Handler:           s.httpHandler(),
@@ -228,9 +231,6 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	serve("http", func() error { return s.http.Serve(s.httpLn) })
 	serve("grpc", func() error { return s.grpc.Serve(s.grpcLn) })
-	if s.inproc != nil {
-		serve("grpc in-process", func() error { return s.grpc.Serve(s.inproc) })
-	}
 	if s.admin != nil {
 		serve("admin socket", func() error { return s.admin.Serve(s.adminLn) })
 	}
@@ -300,12 +300,6 @@ func (s *Server) Close() {
 			if ln != nil {
 				ln.Close() // already closed by a shutdown: error ignored
 			}
-		}
-		if s.inproc != nil {
-			s.inproc.Close()
-		}
-		if s.gatewayConn != nil {
-			s.gatewayConn.Close()
 		}
 		if s.adminLn != nil {
 			if err := os.Remove(s.socketPath); err != nil && !errors.Is(err, os.ErrNotExist) {
