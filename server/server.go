@@ -76,6 +76,8 @@ type Server struct {
 	// cursors makes and checks the report API's cursors, keyed with
 	// <data>/cursor.key.
 	cursors *feed.Cursors
+	// sealer seals closed ledger dates (sealer.go); nil without Auth.
+	sealer *sealer
 	// stopping is closed when shutdown begins: long polls answer at once
 	// and SubscribeFeed streams end, so graceful stop does not wait on them.
 	stopping     chan struct{}
@@ -130,6 +132,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if s.auth != nil {
+		s.sealer = newSealer(cfg.Store, s.auth, s.log)
 	}
 	if s.shutdownTimeout <= 0 {
 		s.shutdownTimeout = DefaultShutdownTimeout
@@ -233,6 +238,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	serve("grpc", func() error { return s.grpc.Serve(s.grpcLn) })
 	if s.admin != nil {
 		serve("admin socket", func() error { return s.admin.Serve(s.adminLn) })
+	}
+	if s.sealer != nil {
+		defer s.sealer.start()() // after shutdown: stop sealing
 	}
 	s.log.Info("serving", "http", s.HTTPAddr().String(), "grpc", s.GRPCAddr().String(), "admin_socket", s.socketPath)
 
