@@ -140,6 +140,7 @@ func (z *sealer) sealLedger(ctx context.Context, id string) error {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	for {
+		start := time.Now()
 		work, err := z.store.Unsealed(id, sealBatch)
 		if err != nil || len(work.Dates) == 0 {
 			return err
@@ -159,6 +160,8 @@ func (z *sealer) sealLedger(ctx context.Context, id string) error {
 		if err := z.store.PutSeals(ctx, id, work.PrevSeal, seals); err != nil {
 			return err
 		}
+		z.log.Info("sealed ledger dates", "ledger", id, "from", seals[0].Date.String(), "to", prevDate.String(),
+			"dates", len(seals), "took", time.Since(start).Round(time.Microsecond).String())
 	}
 }
 
