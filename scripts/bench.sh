@@ -97,7 +97,7 @@ if [[ "${BENCH_REPORT:-1}" != 0 ]]; then
 	rcount="${BENCH_REPORT_COUNT:-3}"
 	echo
 	echo "=== report API: store ÷ bare reference, same run, interleaved ==="
-	go test -run '^$' -bench 'Report' -benchtime=1x -count="$rcount" -timeout 0 ./server | tee "$out/report.txt"
+	go test -run '^$' -bench '^BenchmarkReport(FeedPage|EmptyPoll|PushLatency)' -benchtime=1x -count="$rcount" -timeout 0 ./server | tee "$out/report.txt"
 	echo
 	awk '
 	function median(s,    a, n, i, j, t) {
@@ -134,4 +134,11 @@ if [[ "${BENCH_REPORT:-1}" != 0 ]]; then
 	echo
 	echo "goals: REST page ratio >= 0.5 and <= 300 us server CPU/page; empty poll ratio >= 0.5; gRPC page ratio >= 0.7;"
 	echo "       commit->receive p99 < 2 ms; append->receive p99 < 10 ms (all_commit_p99_ms, all_append_p99_ms)"
+	# One poller drains a 1 M-entry ledger (10 M with LEDGERFEED_BENCH_10M=1)
+	# over REST in one connection; then 16 pollers page through it while the
+	# heap is sampled.
+	echo
+	echo "=== report API: drain (server/bench_drain_test.go) ==="
+	go test -run '^$' -bench '^BenchmarkReportDrain$' -benchtime=1x -count=1 -timeout 0 ./server | tee "$out/drain.txt"
+	echo "goals: entries/s >= 500000 in one connection (at 10 M); peak_heap_MB < 64 with 16 pollers"
 fi
