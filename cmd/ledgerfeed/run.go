@@ -25,6 +25,7 @@ var commands = []command{
 	{"import", "post the entries of a JSON lines or CSV file through the admin API", runImport},
 	{"audit", "print the server's audit log", runAudit},
 	{"keys", "rotate the key that signs access tokens: keys rotate", runKeys},
+	{"sync", "mirror the ledgers a client may read into CSV files, checking balances and seals", runSync},
 }
 
 // run is the whole program: main adds only the signals, the real output

@@ -1,0 +1,446 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ledgerfeed/ledgerfeed/auth"
+	"github.com/ledgerfeed/ledgerfeed/client"
+	"github.com/ledgerfeed/ledgerfeed/ledger"
+)
+
+const syncAdminSecret = "sync-admin-secret-0123456789"
+
+// syncSeed puts ledgers into a new store in dir, each with entries on both
+// topics over days dates up to today (today open, the others closed), the
+// admin client (secret syncAdminSecret) and a read client "partner" granted
+// all but the last ledger. It returns
+// partner's secret.
+func syncSeed(t testing.TB, dir string, ids []string, days, perDay int) string {
+	t.Helper()
+	ctx := context.Background()
+	st, err := ledger.Open(dir, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a, err := auth.New(st, auth.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, _, err := a.Bootstrap(ctx, syncAdminSecret); err != nil {
+		t.Fatal(err)
+	}
+	oslo, _ := time.LoadLocation("Europe/Oslo")
+	now := time.Now().UTC().Truncate(time.Second)
+	h := "NO:123455"
+	for li, id := range ids {
+		l := ledger.Ledger{ID: id, Currency: "NOK", TimeZone: "Europe/Oslo",
+			PayoutBankAccount: ledger.Account{Scheme: "BBAN:NO", ID: "12345678903"},
+			Owner:             ledger.Account{Scheme: "business:NO:ORG", ID: "987654321"}}
+		if _, _, err := st.PutLedger(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+		for d := range days {
+			day := now.AddDate(0, 0, d+1-days)
+			date, _ := ledger.ParseDate(day.In(oslo).Format("2006-01-02"))
+			var funds, fees []ledger.EntryInput
+			n := perDay + (li*7+d*3)%11
+			for i := range n {
+				in := ledger.EntryInput{EntryID: fmt.Sprintf("f%d-%d", d, i), PSPReference: fmt.Sprint(5000000 + d*1000 + i),
+					Time: day.Add(time.Duration(i-n) * time.Millisecond), LedgerDate: date, EntryType: "capture",
+					Reference: fmt.Sprintf("order %d, \"%d\"", d, i), Amount: int64(100 + 13*i + d), RecipientHandle: &h}
+				if i%7 == 6 {
+					in.EntryType, in.Amount, in.RecipientHandle = "refund", -int64(40+i), nil
+				}
+				funds = append(funds, in)
+				if i%2 == 0 {
+					fees = append(fees, ledger.EntryInput{EntryID: fmt.Sprintf("c%d-%d", d, i), PSPReference: in.PSPReference,
+						Time: in.Time, LedgerDate: date, EntryType: "capture-fee", Reference: in.Reference, Amount: -int64(2 + i%5), RecipientHandle: &h})
+				}
+			}
+			if _, err := st.Append(ctx, id, ledger.TopicFunds, funds); err != nil {
+				t.Fatal(err)
+			}
+			if d%4 != 2 { // some dates have no fees
+				if _, err := st.Append(ctx, id, ledger.TopicFees, fees); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if d < days-1 {
+				if _, err := st.CloseDate(ctx, id, date); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	var grants []ledger.Grant
+	for _, id := range ids[:len(ids)-1] {
+		grants = append(grants, ledger.Grant{LedgerID: id})
+	}
+	_, secret, err := a.CreateClient(ctx, "partner", []string{ledger.ScopeRead}, grants)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+// adminPost POSTs body to path on the server as the admin client.
+func adminPost(t *testing.T, addr, token, path string, body any) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", "http://"+addr+path, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		var p map[string]any
+		json.NewDecoder(resp.Body).Decode(&p)
+		t.Fatalf("POST %s: %d %v", path, resp.StatusCode, p)
+	}
+}
+
+// appendLive appends n entries to both topics of ledger id through the
+// admin API, and closes the open date first when closeOpen is set.
+func appendLive(t *testing.T, addr, token, id, tag string, n int, closeOpen bool) {
+	t.Helper()
+	if closeOpen {
+		open := time.Now().In(mustZone(t, "Europe/Oslo")).Format("2006-01-02")
+		// Close today (the open date) or, once it is closed, whichever
+		// date is open: the answer names it.
+		req, _ := http.NewRequest("POST", "http://"+addr+"/admin/v1/ledgers/"+id+"/dates/"+open+"/close", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+	for _, topic := range []string{"funds", "fees"} {
+		var es []map[string]any
+		for i := range n {
+			amount := int64(1000 + i)
+			if topic == "fees" {
+				amount = -int64(10 + i%3)
+			}
+			es = append(es, map[string]any{"entryId": fmt.Sprintf("%s-%s-%d", tag, topic, i), "pspReference": tag,
+				"time": time.Now().UTC().Format(time.RFC3339Nano), "entryType": "capture", "reference": tag + `, "live"`,
+				"amount": amount, "recipientHandle": "api:123456"})
+		}
+		adminPost(t, addr, token, "/admin/v1/ledgers/"+id+"/"+topic+"/entries", map[string]any{"entries": es})
+	}
+}
+
+func mustZone(t *testing.T, name string) *time.Location {
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+// checkMirror compares every file sync wrote under dir with the date
+// reports the server answers (fetched through the SDK), for the ledgers
+// ids: same rows in the same order, sequences 1, 2, 3 … across a topic's
+// dates, no row twice, no file for a date without entries, no leftovers.
+// It returns the number of rows.
+func checkMirror(t *testing.T, c *client.Client, dir string, ids []string) int {
+	t.Helper()
+	ctx := context.Background()
+	rows := 0
+	for _, id := range ids {
+		for _, topic := range client.Topics {
+			// The dates the feed has, in order.
+			var dates []string
+			for e, err := range c.FeedFrom(ctx, client.FeedRequest{LedgerID: id, Topic: topic}) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(dates) == 0 || dates[len(dates)-1] != e.LedgerDate {
+					dates = append(dates, e.LedgerDate)
+				}
+			}
+			files, _ := filepath.Glob(filepath.Join(dir, id, topic, "*"))
+			if len(files) != len(dates) {
+				t.Errorf("%s/%s: %d files %v, the feed has %d dates", id, topic, len(files), files, len(dates))
+			}
+			seq := int64(0)
+			for _, d := range dates {
+				var want []client.Entry
+				for e, err := range c.DateReport(ctx, id, topic, d) {
+					if err != nil && err != client.ErrDateOpen && !strings.Contains(err.Error(), client.ErrDateOpen.Error()) {
+						t.Fatal(err)
+					}
+					if err == nil {
+						want = append(want, e)
+					}
+				}
+				got := readSyncCSV(t, filepath.Join(dir, id, topic, d+".csv"))
+				if len(got) != len(want) {
+					t.Errorf("%s/%s/%s: %d rows, the date report has %d", id, topic, d, len(got), len(want))
+					continue
+				}
+				for i := range want {
+					seq++
+					if w := append([]string{strconv.FormatInt(seq, 10)}, entryRow(seq, &want[i])[1:]...); strings.Join(got[i], "|") != strings.Join(w, "|") {
+						t.Errorf("%s/%s/%s row %d:\n got %q\nwant %q", id, topic, d, i+1, got[i], w)
+						break
+					}
+				}
+				rows += len(got)
+			}
+		}
+	}
+	// Nothing else: no temp files, no other ledgers.
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.Contains(d.Name(), ".tmp-") {
+			t.Errorf("temp file left: %s", path)
+		}
+		return nil
+	})
+	return rows
+}
+
+func readSyncCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Errorf("%v", err)
+		return nil
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Errorf("%s: %v", path, err)
+		return nil
+	}
+	if len(recs) == 0 || strings.Join(recs[0], ",") != strings.Join(syncCSVHeader, ",") {
+		t.Errorf("%s: header %v", path, recs[:min(1, len(recs))])
+		return nil
+	}
+	return recs[1:]
+}
+
+// manifestServed reports whether the server answers the date manifest.
+func manifestServed(t *testing.T, c *client.Client, id string) bool {
+	_, err := c.GetDateManifest(context.Background(), id, "", "")
+	if client.IsNotImplemented(err) || client.IsNotFound(err) {
+		return false
+	}
+	if err != nil {
+		t.Fatalf("date manifest: %v", err)
+	}
+	return true
+}
+
+func TestSync_OnceMirrorsEveryGrantedLedger(t *testing.T) {
+	dir := t.TempDir()
+	ids := []string{"302321", "302322", "302399"}
+	secret := syncSeed(t, dir, ids, 5, 30)
+	s := startServe(t, dir, "--token-rate-limit=-1")
+	out := filepath.Join(t.TempDir(), "mirror")
+	args := []string{"sync", "--once", "--url", "http://" + s.httpAddr, "--client-id", "partner", "--client-secret", secret, "--dir", out}
+
+	_, stderr, err := runCmd(t, args...)
+	if err != nil {
+		t.Fatalf("sync: %v\n%s", err, stderr)
+	}
+	c, _ := client.New(client.Config{BaseURL: "http://" + s.httpAddr, ClientID: "partner", ClientSecret: secret})
+	rows := checkMirror(t, c, out, ids[:2])
+	if rows < 400 {
+		t.Errorf("only %d rows", rows)
+	}
+	if _, err := os.Stat(filepath.Join(out, "302399")); err == nil {
+		t.Errorf("a ledger the client may not read was mirrored")
+	}
+	if !strings.Contains(stderr, fmt.Sprintf("done: 2 ledgers, %d new entries written", rows)) {
+		t.Errorf("progress:\n%s", stderr)
+	}
+	if manifestServed(t, c, "302321") {
+		if !strings.Contains(stderr, "302321: sealed dates") || strings.Contains(stderr, "warning") {
+			t.Errorf("seals not verified:\n%s", stderr)
+		}
+	} else if !strings.Contains(stderr, "warning: 302321: seals not checked") {
+		t.Errorf("no warning that seals were not checked:\n%s", stderr)
+	}
+	st, err := loadState(out)
+	if err != nil || st.Ledgers["302321"].Topics["funds"].Cursor == "" {
+		t.Fatalf("state: %v %+v", err, st)
+	}
+
+	// A second run finds nothing new and changes no file.
+	before := snapshotDir(t, out)
+	_, stderr, err = runCmd(t, args...)
+	if err != nil || !strings.Contains(stderr, "done: 2 ledgers, 0 new entries written") {
+		t.Fatalf("second sync: %v\n%s", err, stderr)
+	}
+	if after := snapshotDir(t, out); after != before {
+		t.Errorf("a second sync changed the files")
+	}
+
+	// --ledger restricts; one the client may not read is an error.
+	out2 := filepath.Join(t.TempDir(), "one")
+	if _, stderr, err := runCmd(t, append(args[:len(args)-1], out2, "--ledger", "302322")...); err != nil {
+		t.Fatalf("sync --ledger: %v\n%s", err, stderr)
+	}
+	if ents, _ := os.ReadDir(out2); len(ents) != 2 || ents[1].Name() != "302322" { // .sync and 302322
+		t.Errorf("sync --ledger 302322 wrote %v", ents)
+	}
+	if _, _, err := runCmd(t, append(args[:len(args)-1], out2, "--ledger", "302399")...); err == nil || !strings.Contains(err.Error(), "302399") {
+		t.Errorf("sync --ledger of a ledger not granted: %v", err)
+	}
+}
+
+func snapshotDir(t *testing.T, dir string) string {
+	var b strings.Builder
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(path, "state.json") {
+			return err
+		}
+		fi, _ := d.Info()
+		data, _ := os.ReadFile(path)
+		fmt.Fprintf(&b, "%s %d %s %x\n", path, fi.Size(), fi.ModTime(), data)
+		return nil
+	})
+	return b.String()
+}
+
+func TestSync_Usage(t *testing.T) {
+	t.Setenv("LEDGERFEED_CLIENT_SECRET", "")
+	t.Setenv("LEDGERFEED_CLIENT_ID", "")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sync"}, "--client-id and the client secret"},
+		{[]string{"sync", "--client-id", "x", "--client-secret", "y", "--page-size", "1001"}, "--page-size 1001"},
+		{[]string{"sync", "--client-id", "x", "--client-secret", "y", "--wait", "2m"}, "--wait 2m0s"},
+		{[]string{"sync", "--client-id", "x", "--client-secret", "y", "--url", "ftp://x"}, "not an http(s) URL"},
+		{[]string{"sync", "--client-id", "x", "--client-secret", "y", "extra"}, `unexpected argument "extra"`},
+	} {
+		_, stderr, err := runCmd(t, tc.args...)
+		if exitCode(err, &bytes.Buffer{}) != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: %v, stderr %q; want exit 2 with %q", tc.args, err, stderr, tc.want)
+		}
+	}
+}
+
+// TestSyncChild is "ledgerfeed sync" in a child process of
+// TestSync_KilledAtRandomMomentsAndRestarted.
+func TestSyncChild(t *testing.T) {
+	args := os.Getenv("LEDGERFEED_SYNC_CHILD")
+	if args == "" {
+		t.Skip("run as a child process by TestSync_KilledAtRandomMomentsAndRestarted")
+	}
+	err := run(context.Background(), strings.Split(args, "\x1f"), os.Stdout, os.Stderr)
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// ledgerfeed sync killed (SIGKILL) at random moments while the server takes
+// new entries and closes dates, and restarted, ends with files equal to the
+// date reports, no row twice.
+func TestSync_KilledAtRandomMomentsAndRestarted(t *testing.T) {
+	dir := t.TempDir()
+	ids := []string{"302321", "302322", "302323", "302399"}
+	secret := syncSeed(t, dir, ids, 4, 30)
+	s := startServe(t, dir, "--token-rate-limit=-1", "--admin-secret", syncAdminSecret)
+	_, adminTok := postToken(t, s.httpAddr, "admin", syncAdminSecret)
+	out := filepath.Join(t.TempDir(), "mirror")
+	// Tiny pages and flushes: many commits for the kills to land between.
+	args := []string{"sync", "--once", "--url", "http://" + s.httpAddr, "--client-id", "partner", "--client-secret", secret,
+		"--dir", out, "--page-size", "9", "--flush-rows", "15", "--parallel", "2"}
+
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	killed, finished, midway := 0, 0, 0
+	onDisk := func() int { // data rows in the mirror now
+		n := 0
+		filepath.WalkDir(out, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && strings.HasSuffix(path, ".csv") {
+				b, _ := os.ReadFile(path)
+				n += bytes.Count(b, []byte("\n")) - 1
+			}
+			return nil
+		})
+		return n
+	}
+	prev := 0
+	for round := 0; round < 10 && (killed < 3 || round < 5); round++ {
+		if round%2 == 1 {
+			appendLive(t, s.httpAddr, adminTok, ids[round%3], fmt.Sprintf("live%d", round), 5+round, round%4 == 1)
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestSyncChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "LEDGERFEED_SYNC_CHILD="+strings.Join(args, "\x1f"))
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Kill a random moment after a random number of commits (progress
+		// lines): inside a file write, between files, before the state.
+		target := 1 + rng.IntN(20)
+		lines := make(chan string, 1000)
+		var log strings.Builder
+		go func() {
+			sc := bufio.NewScanner(stderr)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+			close(lines)
+		}()
+		commits := 0
+		for l := range lines {
+			log.WriteString(l + "\n")
+			if strings.Contains(l, " new entries, through") {
+				commits++
+			}
+			if commits == target {
+				time.Sleep(time.Duration(rng.IntN(3000)) * time.Microsecond)
+				cmd.Process.Signal(syscall.SIGKILL)
+				break
+			}
+		}
+		for range lines {
+		}
+		if err := cmd.Wait(); err == nil {
+			finished++ // it ended before the signal
+		} else if !strings.Contains(err.Error(), "killed") {
+			t.Fatalf("round %d: sync failed: %v\n%s", round, err, log.String())
+		} else {
+			killed++
+			if n := onDisk(); n > prev {
+				midway++ // killed after it had written something
+				prev = n
+			}
+		}
+	}
+	if killed < 3 || midway < 2 {
+		t.Fatalf("killed %d times, %d of them midway (%d runs finished first): want 3 and 2", killed, midway, finished)
+	}
+	// The last run goes to the end.
+	if _, stderr, err := runCmd(t, args...); err != nil {
+		t.Fatalf("final sync: %v\n%s", err, stderr)
+	}
+	c, _ := client.New(client.Config{BaseURL: "http://" + s.httpAddr, ClientID: "partner", ClientSecret: secret})
+	rows := checkMirror(t, c, out, ids[:3])
+	t.Logf("%d kills (%d after progress), %d runs finished before their kill; %d rows", killed, midway, finished, rows)
+}
