@@ -225,3 +225,52 @@ func TestVerifier_SealsOverReceivedEntries(t *testing.T) {
 		t.Errorf("open date verified")
 	}
 }
+
+// Against the server's own date manifest: every closed date's seal verifies
+// with the server's JWKS over the entries of the date reports, chained from
+// the ledger's first date; a tampered entry is caught.
+func TestVerifier_ServerManifest(t *testing.T) {
+	e := newEnv(t, "302321")
+	stored := e.ledger(t, "302321", 6, 20)
+	c := e.client(t, e.base)
+	ctx := context.Background()
+	first := stored["funds"][0].LedgerDate.String()
+	ms, err := c.GetDateManifest(ctx, "302321", first, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 6 || ms[5].State != "open" || ms[5].Seal != "" {
+		t.Fatalf("manifest: %d dates, last %+v; want 6, the last open", len(ms), ms[len(ms)-1])
+	}
+	v := c.NewVerifier()
+	verify := func(tamper bool) error {
+		chains := map[string]*client.TopicChain{}
+		var prev *client.Sealed
+		for _, m := range ms[:5] {
+			if m.State != "closed" {
+				t.Fatalf("%s: state %s", m.LedgerDate, m.State)
+			}
+			entries := map[string][]client.Entry{}
+			for _, topic := range client.Topics {
+				entries[topic] = fetchDate(t, c, "302321", topic, m.LedgerDate)
+				if int64(m.Topics[topic].EntryCount) != int64(len(entries[topic])) {
+					t.Errorf("%s %s: manifest counts %d entries, the report has %d", m.LedgerDate, topic, m.Topics[topic].EntryCount, len(entries[topic]))
+				}
+			}
+			if tamper && m.LedgerDate == ms[2].LedgerDate {
+				entries["funds"][1].PSPReference += "0"
+			}
+			var err error
+			if prev, err = v.VerifyDate(ctx, "302321", m, prev, chains, entries); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := verify(false); err != nil {
+		t.Fatalf("the server's seals: %v", err)
+	}
+	if err := verify(true); !errors.Is(err, client.ErrSeal) {
+		t.Errorf("tampered entry: %v, want ErrSeal", err)
+	}
+}
