@@ -41,7 +41,9 @@ func TestStore_PutSeals(t *testing.T) {
 	}
 	d26, d27, d28 := w.Dates[0], w.Dates[1], mustDate(t, "2026-03-28")
 	put := func(prev string, ss ...Seal) error { return s.PutSeals(ctx, "302321", prev, ss) }
-	seal := func(d DateSummary, jws string) Seal { return Seal{Date: d.Date, Seal: jws, Funds: d.Funds, Fees: d.Fees} }
+	seal := func(d DateSummary, jws string) Seal {
+		return Seal{Date: d.Date, Seal: jws, Funds: d.Funds, Fees: d.Fees}
+	}
 
 	refused := []struct {
 		name string

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"slices"
 	"time"
@@ -42,9 +43,11 @@ var timeCollectMax = 10000
 // Search returns one page of the entries of a topic log that match q.
 // It reads index rows, not the log, when q names a reference or
 // pspReference (O(matches of that value)), or a time range holding at most
-// timeCollectMax entries. An entryType filter alone, or a wider time range,
-// walks the log in sequence order from the page's edge and stops once the
-// page is full.
+// timeCollectMax entries. An entryType filter alone walks the log date by
+// date, skipping each sealed date whose stored summary has none of the
+// types (the seals' per-date entry type counts serve as a coarse index; no
+// per-entry index is written on append). A wider time range walks the log in
+// sequence order. Walks start at the page's edge and stop once it is full.
 func (s *Store) Search(ledgerID string, topic Topic, q SearchQuery) (SearchPage, error) {
 	if _, err := ParseTopic(string(topic)); err != nil {
 		return SearchPage{}, err
@@ -83,6 +86,11 @@ func (s *Store) Search(ledgerID string, topic Topic, q SearchQuery) (SearchPage,
 			var ok bool
 			if seqs, ok = timeCandidates(tx, rec.Num, topic, m.from, m.to, lo, hi, q.Backward); !ok {
 				seqs = logCandidates(tx, rec.Num, topic, lo, hi, q.Backward)
+			}
+		case len(q.EntryTypes) > 0:
+			var err error
+			if seqs, err = typeCandidates(tx, rec, topic, q.EntryTypes, lo, hi, q.Backward); err != nil {
+				return err
 			}
 		default:
 			seqs = logCandidates(tx, rec.Num, topic, lo, hi, q.Backward)
@@ -254,4 +262,106 @@ func timeCandidates(tx *bolt.Tx, num uint32, t Topic, from, to int64, lo, hi uin
 		i++
 		return seqs[i-1], true
 	}, true
+}
+
+// typeCandidates walks the topic log date by date (the dates index gives
+// each date's sequence range) in the order of paging, and yields the
+// sequences of each date that may hold one of types: an unsealed date, or a
+// sealed one whose stored summary counts one of them.
+func typeCandidates(tx *bolt.Tx, rec *ledgerRecord, t Topic, types []string, lo, hi uint64, backward bool) (candidates, error) {
+	prefix := topicPrefix(rec.Num, t)
+	dates := tx.Bucket(bucketDates).Cursor()
+	seals := tx.Bucket(bucketSeals)
+	// Position the date cursor on the date of the page's edge.
+	var k, v []byte
+	edge := lo + 1
+	if backward {
+		edge = hi - 1
+	}
+	var e Entry
+	switch {
+	case !backward && lo == 0:
+		k, v = dates.Seek(prefix)
+	case backward && hi == math.MaxUint64:
+		k, v = dates.Seek(dateKey(rec.Num, t, Date(math.MaxInt32)))
+		if k == nil {
+			k, v = dates.Last()
+		} else {
+			k, v = dates.Prev()
+		}
+	case tx.Bucket(bucketEntries).Get(seqKey(rec.Num, t, edge)) == nil:
+		// The edge is beyond the log (forward) or before it (backward, hi 1).
+		return func() (uint64, bool) { return 0, false }, nil
+	default:
+		if err := readStored(tx, rec, t, edge, &e); err != nil {
+			return nil, err
+		}
+		k, v = dates.Seek(dateKey(rec.Num, t, e.LedgerDate))
+	}
+	var next, end uint64 // the current date's sequences still to yield, next → end
+	have := false
+	step := func() {
+		if backward {
+			k, v = dates.Prev()
+		} else {
+			k, v = dates.Next()
+		}
+	}
+	wanted := func(d Date) bool {
+		sv := seals.Get(sealKey(rec.Num, d))
+		if sv == nil {
+			return true
+		}
+		sr, err := unmarshalSeal(sv)
+		if err != nil {
+			return true // the entries decide
+		}
+		ts := sr.Funds
+		if t == TopicFees {
+			ts = sr.Fees
+		}
+		for _, s := range ts.EntryTypes {
+			if slices.Contains(types, s.EntryType) {
+				return true
+			}
+		}
+		return false
+	}
+	return func() (uint64, bool) {
+		for {
+			if have {
+				seq := next
+				if next == end {
+					have = false
+				} else if backward {
+					next--
+				} else {
+					next++
+				}
+				return seq, true
+			}
+			if k == nil || !bytes.HasPrefix(k, prefix) || len(k) != prefixLen+4 || len(v) != 16 {
+				return 0, false
+			}
+			rowFirst, rowLast := btoi(v[:8]), btoi(v[8:])
+			first, last := max(rowFirst, lo+1), min(rowLast, hi-1)
+			d := Date(binary.BigEndian.Uint32(k[prefixLen:]))
+			step()
+			if first > last {
+				if backward && rowLast <= lo || !backward && rowFirst >= hi {
+					return 0, false // past the page's far bound
+				}
+				continue
+			}
+			if !wanted(d) {
+				continue
+			}
+			have = true
+			if backward {
+				next, end = last, first
+			} else {
+				next, end = first, last
+			}
+		}
+	}, nil
 }

@@ -11,11 +11,12 @@ import (
 
 // searchLedger appends n entries with a few references, pspReferences,
 // types and times out of append order, and returns them as stored.
-func searchLedger(tb testing.TB, s *Store, id string, n int, rng *rand.Rand) []Entry {
+func searchLedger(tb testing.TB, s *Store, id string, n int, step time.Duration, rng *rand.Rand) []Entry {
 	tb.Helper()
 	mustPutLedger(tb, s, id, "NOK", "UTC", "")
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	types := []string{"capture", "capture", "capture", "refund", "correction"}
+	rare := "payout-aborted" // about one entry in 60
 	for done := 0; done < n; {
 		batch := make([]EntryInput, 0, min(n-done, 10000))
 		for range cap(batch) {
@@ -23,11 +24,16 @@ func searchLedger(tb testing.TB, s *Store, id string, n int, rng *rand.Rand) []E
 			batch = append(batch, EntryInput{
 				EntryID:      fmt.Sprintf("e%d", done),
 				PSPReference: fmt.Sprintf("psp-%d", rng.IntN(max(n/4, 1))),
-				Time:         base.Add(time.Duration(done)*time.Minute + time.Duration(rng.IntN(300)-150)*time.Minute),
+				Time:         base.Add(time.Duration(done)*step + time.Duration(rng.IntN(300)-150)*time.Minute),
 				EntryType:    types[rng.IntN(len(types))],
 				Reference:    fmt.Sprintf("order-%d", rng.IntN(max(n/3, 1))),
 				Amount:       int64(rng.IntN(10000) + 1),
 			})
+		}
+		for i := range batch {
+			if rng.IntN(60) == 0 {
+				batch[i].EntryType = rare
+			}
 		}
 		if _, err := s.Append(context.Background(), id, TopicFunds, batch); err != nil {
 			tb.Fatal(err)
@@ -45,8 +51,13 @@ func TestStore_Search(t *testing.T) {
 	timeCollectMax = 40 // so that wide time ranges take the log walk
 	s := openTestStore(t, Options{Now: func() time.Time { return time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC) }, noSync: true})
 	rng := rand.New(rand.NewPCG(7, 7))
-	all := searchLedger(t, s, "1", 600, rng)
-	at := func(min int) time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(min) * time.Minute) }
+	all := searchLedger(t, s, "1", 600, 97*time.Minute, rng) // over 40 dates
+	// Seal the closed dates: an entryType search skips sealed dates whose
+	// summary lacks the types.
+	sealAll(t, s, "1")
+	at := func(i int) time.Time {
+		return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * 97 * time.Minute) // about entry i
+	}
 	queries := []SearchQuery{
 		{},
 		{Reference: "order-7"},
@@ -57,6 +68,8 @@ func TestStore_Search(t *testing.T) {
 		{FromTime: at(100)},                  // many: the log walk
 		{ToTime: at(200), EntryTypes: []string{"refund", "correction"}},
 		{EntryTypes: []string{"correction"}},
+		{EntryTypes: []string{"payout-aborted"}},
+		{EntryTypes: []string{"payout-aborted", "refund"}},
 		{Reference: "no-such-order"},
 		{FromTime: at(100), ToTime: at(100)},
 	}
@@ -147,7 +160,7 @@ func BenchmarkSearchByReference(b *testing.B) {
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
 			s := openTestStore(b, Options{Now: func() time.Time { return time.Date(2028, 1, 1, 0, 0, 0, 0, time.UTC) }, noSync: true})
 			rng := rand.New(rand.NewPCG(1, 2))
-			all := searchLedger(b, s, "1", n, rng)
+			all := searchLedger(b, s, "1", n, time.Minute, rng)
 			// A reference that has 3 matches, whatever the ledger size.
 			ref := "bench-order"
 			for i := range 3 {
