@@ -55,8 +55,12 @@ type Config struct {
 	// (0: DefaultSweepEvery); ScheduleEvery how often schedules are checked
 	// besides on every change of a scheduled ledger (0: DefaultScheduleEvery).
 	SweepEvery, ScheduleEvery time.Duration
-	Now                       func() time.Time // nil: time.Now
-	Logger                    *slog.Logger     // nil: discard
+	// BaseURL is the scheme://host[:port] that download links start with,
+	// as clients reach the server (e.g. behind a TLS proxy). Empty: the
+	// server derives it from the request.
+	BaseURL string
+	Now     func() time.Time // nil: time.Now
+	Logger  *slog.Logger     // nil: discard
 
 	// beforeWrite, when set (tests), runs after a job is marked running and
 	// before its file is written.

@@ -1,7 +1,10 @@
 package report
 
 import (
+	"archive/zip"
 	"bufio"
+	"bytes"
+	"compress/flate"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -157,6 +160,17 @@ const sheetName = "Report"
 
 func newXLSXWriter(w io.Writer, exp int, tmpDir string) (*xlsxWriter, error) {
 	f := excelize.NewFile(excelize.Options{TmpDir: tmpDir})
+	// excelize's Write buffers the whole zip in memory; its zip writer is
+	// given w instead, so the file streams out (and its buffer stays
+	// empty). BestSpeed deflate: XLSX XML compresses well even so, and
+	// compression is most of the time otherwise.
+	f.SetZipWriter(func(io.Writer) excelize.ZipWriter {
+		zw := zip.NewWriter(w)
+		zw.RegisterCompressor(zip.Deflate, func(out io.Writer) (io.WriteCloser, error) {
+			return flate.NewWriter(out, flate.BestSpeed)
+		})
+		return zw
+	})
 	x := &xlsxWriter{w: w, f: f, exp: exp, pow: 1}
 	for range exp {
 		x.pow *= 10
@@ -262,7 +276,11 @@ func (x *xlsxWriter) row(cells []cell) error {
 func (x *xlsxWriter) close() error {
 	err := x.sw.Flush()
 	if err == nil {
-		_, err = x.f.WriteTo(x.w)
+		var buf *bytes.Buffer
+		buf, err = x.f.WriteToBuffer()
+		if err == nil && buf.Len() > 0 {
+			err = errors.New("xlsx: the zip went to a buffer, not the file")
+		}
 	}
 	return errors.Join(err, x.f.Close())
 }

@@ -29,7 +29,7 @@ func (s *Server) registerGRPCServices(g *grpc.Server) {
 	if s.auth == nil {
 		return
 	}
-	s.adminSrv = &adminAPI{store: s.store, auth: s.auth}
+	s.adminSrv = s.withSchedules(&adminAPI{store: s.store, auth: s.auth})
 	s.reportSrv = &reportAPI{srv: s, store: s.store, reader: feed.NewReader(s.store), cursors: s.cursors}
 	v1.RegisterAdminServiceServer(g, s.adminSrv)
 	v1.RegisterReportServiceServer(g, s.reportSrv)
@@ -45,6 +45,7 @@ func (s *Server) registerHTTPAPI(mux *http.ServeMux) {
 	s.handle(mux, "/admin/", "admin", s.rest(body, s.gateway))
 	s.handle(mux, "/settlement/", "report", s.rest(body, reportQuery(s.gateway)))
 	s.handle(mux, "/report/", "report", s.rest(body, reportQuery(s.gateway)))
+	s.handle(mux, "GET "+downloadPath+"{token}", "download", s.rest(body, http.HandlerFunc(s.handleDownload)))
 	s.handle(mux, "GET /report/v1/ledgertransactions", "ledgertransactions", s.rest(body, http.HandlerFunc(s.handleLedgerTransactions)))
 	s.handle(mux, "POST /accesstoken/get", "token", s.rest(tokenMaxBodyBytes, http.HandlerFunc(s.handleAccessTokenGet)))
 	s.handle(mux, "POST /oauth/token", "token", s.rest(tokenMaxBodyBytes, http.HandlerFunc(s.handleOAuthToken)))

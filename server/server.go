@@ -19,6 +19,7 @@ import (
 	"github.com/ledgerfeed/ledgerfeed/auth"
 	"github.com/ledgerfeed/ledgerfeed/feed"
 	"github.com/ledgerfeed/ledgerfeed/ledger"
+	"github.com/ledgerfeed/ledgerfeed/report"
 
 	v1 "github.com/ledgerfeed/ledgerfeed/gen/ledgerfeed/v1"
 )
@@ -52,6 +53,10 @@ type Config struct {
 	Audience string
 	// Limits bound requests and clients; zero fields take defaults.
 	Limits Limits
+	// Reports runs the report file jobs (report files and schedules, the
+	// download route). Without it those methods answer UNIMPLEMENTED. The
+	// caller runs and closes it.
+	Reports *report.Service
 }
 
 // Server serves one store on its HTTP, gRPC and admin listeners.
@@ -76,6 +81,7 @@ type Server struct {
 	// cursors makes and checks the report API's cursors, keyed with
 	// <data>/cursor.key.
 	cursors *feed.Cursors
+	reports *report.Service
 	// sealer seals closed ledger dates (sealer.go); nil without Auth.
 	sealer *sealer
 	// stopping is closed when shutdown begins: long polls answer at once
@@ -115,6 +121,7 @@ func New(cfg Config) (*Server, error) {
 		auth:            cfg.Auth,
 		audience:        cfg.Audience,
 		limits:          cfg.Limits.withDefaults(),
+		reports:         cfg.Reports,
 	}
 	if s.audience == "" {
 		s.audience = "ledgerfeed"
