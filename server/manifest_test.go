@@ -454,25 +454,42 @@ func TestSealer_SealsOnClose(t *testing.T) {
 	if r := e.do("POST", "/admin/v1/ledgers/"+ledgerA+"/dates/2024-03-02/close", admin, nil); r.code != 200 {
 		t.Fatalf("close: %d %s", r.code, r.body)
 	}
-	d2, _ := ledger.ParseDate("2024-03-02")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		s, err := e.store.SealOf(ledgerA, d2)
-		if err != nil {
-			t.Fatal(err)
+	waitSeal := func(day string) {
+		t.Helper()
+		d, _ := ledger.ParseDate(day)
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			s, err := e.store.SealOf(ledgerA, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s != "" {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not sealed 20 s after it closed", day)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		if s != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("2024-03-02 not sealed 20 s after it closed")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
-	s1, _ := e.store.SealOf(ledgerA, d2-1)
-	if s1 == "" {
+	// A new ledger is found by the sealer's rescan…
+	waitSeal("2024-03-02")
+	if s1, _ := e.store.SealOf(ledgerA, mustDateT(t, "2024-03-01")); s1 == "" {
 		t.Fatal("2024-03-01 not sealed before 2024-03-02")
 	}
+	// …then watched: a date closed by an entry naming a later date (here on
+	// fees) wakes the sealer.
+	e.addTyped(ledgerA, ledger.TopicFees, "2024-03-04", "capture-fee")
+	waitSeal("2024-03-03")
+}
+
+func mustDateT(t *testing.T, s string) ledger.Date {
+	t.Helper()
+	d, err := ledger.ParseDate(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 func TestReportAPI_Manifest_Errors(t *testing.T) {

@@ -136,7 +136,12 @@ func (z *sealer) watch(ctx context.Context, id string, ch <-chan struct{}) {
 }
 
 // sealLedger seals every closed, unsealed date of a ledger, in date order.
+// A ledger with nothing to seal is answered without taking the lock, so
+// manifest reads do not queue behind each other.
 func (z *sealer) sealLedger(ctx context.Context, id string) error {
+	if work, err := z.store.Unsealed(id, 1); err != nil || len(work.Dates) == 0 {
+		return err
+	}
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	for {
