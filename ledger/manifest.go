@@ -63,7 +63,7 @@ func (d *DateSummary) Topic(t Topic) *TopicSummary {
 // ledger, oldest first. to zero means the ledger's open date; from zero means
 // to minus 30 days. Dates after the open date are left out (a ledger with no
 // open date yet lists none). A range of more than MaxManifestDates dates, or
-// from after to, is a field error. Sealed dates are answered from their seal
+// from after an explicit to, is a field error. Sealed dates are answered from their seal
 // records; the others are summed from their entries, O(entries of the date).
 func (s *Store) Manifest(ledgerID string, from, to Date) ([]DateSummary, error) {
 	if from != 0 && to != 0 {
@@ -76,6 +76,10 @@ func (s *Store) Manifest(ledgerID string, from, to Date) ([]DateSummary, error) 
 		last := to
 		if last == 0 {
 			last = rec.OpenDate
+			if last == 0 || from > last {
+				out = []DateSummary{} // no open date yet, or from after it
+				return nil
+			}
 		}
 		first := from
 		if first == 0 {

@@ -136,6 +136,7 @@ func TestStore_Manifest_Range(t *testing.T) {
 		{"2026-03-29", "2026-03-28", 0, "fromLedgerDate"},
 		{"2025-03-01", "2026-03-31", 0, "toLedgerDate"},
 		{"2025-03-01", "", 0, "toLedgerDate"},
+		{"2026-04-01", "", 0, ""}, // after the open date
 	}
 	for _, tt := range tests {
 		var from, to Date
@@ -155,6 +156,14 @@ func TestStore_Manifest_Range(t *testing.T) {
 		if err != nil || len(days) != tt.n {
 			t.Errorf("%s–%s: %d dates, %v; want %d", tt.from, tt.to, len(days), err, tt.n)
 		}
+	}
+	// A ledger with no open date yet lists no dates.
+	mustPutLedger(t, s, "empty", "NOK", "UTC", "")
+	if days, err := s.Manifest("empty", 0, 0); err != nil || len(days) != 0 || days == nil {
+		t.Errorf("empty ledger: %v %v", days, err)
+	}
+	if days, err := s.Manifest("empty", mustDate(t, "2026-01-01"), 0); err != nil || len(days) != 0 {
+		t.Errorf("empty ledger from a date: %v %v", days, err)
 	}
 	if _, err := s.Manifest("nope", 0, 0); !errorsIsNotFound(err) {
 		t.Errorf("unknown ledger: %v", err)

@@ -515,6 +515,10 @@ func TestReportAPI_Manifest_Errors(t *testing.T) {
 			t.Errorf("%s: %d %s", tc.q, r.code, r.body)
 		}
 	}
+	// A ledger with nothing appended or closed has no dates yet.
+	if r := e.do("GET", "/report/v2/ledgers/"+ledgerA2+"/dates", e.partner, nil); r.code != 200 || withoutContextID(t, r.body) != `{"items":[]}` {
+		t.Errorf("empty ledger: %d %s", r.code, r.body)
+	}
 	// Defaults: up to the open date (2024-03-05), 30 days back.
 	r, items := e.manifest(ledgerA, url.Values{})
 	if r.code != 200 || len(items) != 31 || items[30].LedgerDate != "2024-03-05" || items[30].State != "open" {
