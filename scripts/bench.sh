@@ -142,3 +142,14 @@ if [[ "${BENCH_REPORT:-1}" != 0 ]]; then
 	go test -run '^$' -bench '^BenchmarkReportDrain$' -benchtime=1x -count=1 -timeout 0 ./server | tee "$out/drain.txt"
 	echo "goals: entries/s >= 500000 in one connection (at 10 M); peak_heap_MB < 64 with 16 pollers"
 fi
+
+# ---------------------------------------------------------------------------
+# ledgerfeed sync (cmd/ledgerfeed/sync_bench_test.go): a fresh mirror of a
+# 1 M-entry ledger (LEDGERFEED_BENCH_SYNC_ENTRIES) over loopback into CSV
+# files, every balance and seal checked. BENCH_SYNC=0 skips it;
+# BENCH_SYNC_COUNT sets its runs (default 3).
+if [[ "${BENCH_SYNC:-1}" != 0 ]]; then
+	echo
+	echo "=== ledgerfeed sync: 1 M entries over loopback ==="
+	go test -run '^$' -bench '^BenchmarkSync$' -benchtime=1x -count="${BENCH_SYNC_COUNT:-3}" -timeout 0 ./cmd/ledgerfeed | tee "$out/sync.txt"
+fi

@@ -7,6 +7,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"net/http"
@@ -443,4 +444,76 @@ func TestSync_KilledAtRandomMomentsAndRestarted(t *testing.T) {
 	c, _ := client.New(client.Config{BaseURL: "http://" + s.httpAddr, ClientID: "partner", ClientSecret: secret})
 	rows := checkMirror(t, c, out, ids[:3])
 	t.Logf("%d kills (%d after progress), %d runs finished before their kill; %d rows", killed, midway, finished, rows)
+}
+
+// Without --once, sync follows: entries posted later reach the files (long
+// poll), a date closed meanwhile gets its seal checked, and an interrupt
+// stops it cleanly with everything written.
+func TestSync_FollowsUntilInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	ids := []string{"302321", "302399"}
+	secret := syncSeed(t, dir, ids, 3, 10)
+	s := startServe(t, dir, "--token-rate-limit=-1", "--admin-secret", syncAdminSecret)
+	_, adminTok := postToken(t, s.httpAddr, "admin", syncAdminSecret)
+	out := filepath.Join(t.TempDir(), "mirror")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"sync", "--url", "http://" + s.httpAddr, "--client-id", "partner", "--client-secret", secret,
+			"--dir", out, "--wait", "5s", "--refresh", "1s"}, io.Discard, stderr)
+	}()
+	c, _ := client.New(client.Config{BaseURL: "http://" + s.httpAddr, ClientID: "partner", ClientSecret: secret})
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within 20s; sync said:\n%s", what, stderr.String())
+			}
+		}
+	}
+	head := func() int { // entries of 302321 funds on the server
+		n := 0
+		for _, err := range c.FeedFrom(context.Background(), client.FeedRequest{LedgerID: "302321", Topic: "funds"}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		return n
+	}
+	mirrored := func() int { // funds rows of 302321 in the mirror
+		n := 0
+		files, _ := filepath.Glob(filepath.Join(out, "302321", "funds", "*.csv"))
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			n += bytes.Count(b, []byte("\n")) - 1
+		}
+		return n
+	}
+	want := head()
+	waitFor("initial mirror", func() bool { return mirrored() == want })
+	// Close the open date and post more: they arrive while sync waits.
+	appendLive(t, s.httpAddr, adminTok, "302321", "later", 4, true)
+	want = head()
+	waitFor("entries posted later", func() bool { return mirrored() == want })
+	waitFor("the closed date's seal checked", func() bool {
+		st, err := loadState(out)
+		return err == nil && st.Ledgers["302321"] != nil && st.Ledgers["302321"].Sealed != nil &&
+			st.Ledgers["302321"].Sealed.LedgerDate == time.Now().In(mustZone(t, "Europe/Oslo")).Format("2006-01-02")
+	})
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("sync after interrupt: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("sync did not stop\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "stopped: ") {
+		t.Errorf("no stop line:\n%s", stderr.String())
+	}
+	checkMirror(t, c, out, ids[:1])
 }
