@@ -23,6 +23,7 @@ var commands = []command{
 	{"backup", "write a consistent backup of the store to a tar file", runBackup},
 	{"client", "manage API clients: create, list, show, grant, revoke, rotate, delete", runClient},
 	{"import", "post the entries of a JSON lines or CSV file through the admin API", runImport},
+	{"report", "report files (CSV, XLSX): request, list, download", runReport},
 	{"audit", "print the server's audit log", runAudit},
 	{"keys", "rotate the key that signs access tokens: keys rotate", runKeys},
 	{"sync", "mirror the ledgers a client may read into CSV files, checking balances and seals", runSync},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ledgerfeed/ledgerfeed/auth"
 	"github.com/ledgerfeed/ledgerfeed/ledger"
+	"github.com/ledgerfeed/ledgerfeed/report"
 	"github.com/ledgerfeed/ledgerfeed/server"
 )
 
@@ -101,6 +102,12 @@ func runServe(ctx context.Context, cfg config, args []string, stdout, stderr io.
 	if audience == "" {
 		audience = "ledgerfeed"
 	}
+	// Report files live in DATA/reports; their jobs, schedules and tokens
+	// in the store.
+	reports, err := report.New(report.Config{Store: st, Dir: filepath.Join(cfg.DataDir, "reports"), Logger: log.With("component", "report")})
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{
 		Store:      st,
 		Logger:     log,
@@ -110,6 +117,7 @@ func runServe(ctx context.Context, cfg config, args []string, stdout, stderr io.
 		Auth:       a,
 		Audience:   audience,
 		Limits:     server.Limits{MaxBodyBytes: cfg.MaxBodyBytes},
+		Reports:    reports,
 	})
 	if err != nil {
 		return err
@@ -129,6 +137,7 @@ func runServe(ctx context.Context, cfg config, args []string, stdout, stderr io.
 	closerCtx, stopCloser := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { closeDueLoop(closerCtx, st, log) })
+	wg.Go(func() { reports.Run(closerCtx) }) // a job cut short runs again at the next start
 	err = srv.Serve(ctx)
 	stopCloser()
 	wg.Wait()
