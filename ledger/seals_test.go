@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // sealAll seals every unsealed closed date with made-up seal strings
@@ -131,5 +133,57 @@ func TestStore_Manifest_GDPRErasure(t *testing.T) {
 	es, _ := s.Entries("302321", TopicFunds, 1, 1000, ReadOptions{})
 	if got, want := after[len(after)-1].Funds.Digest, fmt.Sprintf("%x", es[len(es)-1].Hash); got != want {
 		t.Fatalf("open date digest %s, want %s", got, want)
+	}
+}
+
+// A stored entry changed after its date was sealed (here: its amount and
+// balance rewritten, the record's checksum made right again) no longer
+// chains to the sealed digest: the seal exposes it.
+func TestStore_Seal_ExposesChangedEntry(t *testing.T) {
+	s := manifestLedger(t)
+	seals := sealAll(t, s, "302321")
+	d := mustDate(t, "2026-03-29")
+	var sealed Seal
+	for _, sl := range seals {
+		if sl.Date == d {
+			sealed = sl
+		}
+	}
+	recompute := func() string {
+		es, err := s.Entries("302321", TopicFunds, 1, 1000, ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h [32]byte
+		for i := range es {
+			if es[i].LedgerDate > d {
+				break
+			}
+			h = ChainHash(h, &es[i])
+		}
+		return fmt.Sprintf("%x", h)
+	}
+	if got := recompute(); got != sealed.Funds.Digest {
+		t.Fatalf("digest %s, sealed %s", got, sealed.Funds.Digest)
+	}
+	seq := sealed.Funds.FirstSequence + 1
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEntries)
+		k := seqKey(1, TopicFunds, seq)
+		var e Entry
+		if err := decodeEntry(b.Get(k), &e, true); err != nil {
+			return err
+		}
+		e.Amount += 100
+		return b.Put(k, encodeEntry(&e))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := recompute(); got == sealed.Funds.Digest {
+		t.Fatal("a changed entry still gives the sealed digest")
+	}
+	// The seal itself is unchanged.
+	if got, _ := s.SealOf("302321", d); got != sealed.Seal {
+		t.Fatalf("seal changed: %q", got)
 	}
 }
