@@ -46,8 +46,9 @@ var timeCollectMax = 10000
 // timeCollectMax entries. An entryType filter alone walks the log date by
 // date, skipping each sealed date whose stored summary has none of the
 // types (the seals' per-date entry type counts serve as a coarse index; no
-// per-entry index is written on append). A wider time range walks the log in
-// sequence order. Walks start at the page's edge and stop once it is full.
+// per-entry index is written on append); so does a wider time range with
+// types, and one without walks the log in sequence order. Walks start at the
+// page's edge and stop once the page is full.
 func (s *Store) Search(ledgerID string, topic Topic, q SearchQuery) (SearchPage, error) {
 	if _, err := ParseTopic(string(topic)); err != nil {
 		return SearchPage{}, err
@@ -84,9 +85,14 @@ func (s *Store) Search(ledgerID string, topic Topic, q SearchQuery) (SearchPage,
 				return nil
 			}
 			var ok bool
-			if seqs, ok = timeCandidates(tx, rec.Num, topic, m.from, m.to, lo, hi, q.Backward); !ok {
-				seqs = logCandidates(tx, rec.Num, topic, lo, hi, q.Backward)
+			if seqs, ok = timeCandidates(tx, rec.Num, topic, m.from, m.to, lo, hi, q.Backward); ok {
+				break
 			}
+			if len(q.EntryTypes) == 0 {
+				seqs = logCandidates(tx, rec.Num, topic, lo, hi, q.Backward)
+				break
+			}
+			fallthrough // a wide time range with types: walk the dates that may hold them
 		case len(q.EntryTypes) > 0:
 			var err error
 			if seqs, err = typeCandidates(tx, rec, topic, q.EntryTypes, lo, hi, q.Backward); err != nil {
