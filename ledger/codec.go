@@ -65,7 +65,8 @@ func appendStr(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// decodeEntry decodes a stored value into e. It fills the stored fields;
+// decodeEntry decodes a stored value into e. It fills the stored fields
+// (e.RecipientHandle may be preset as a hint, see below);
 // the caller sets LedgerID, Topic, Sequence and Currency. It checks the crc
 // only when checkCRC is set (verify); reads trust the file.
 func decodeEntry(b []byte, e *Entry, checkCRC bool) error {
@@ -98,13 +99,22 @@ func decodeEntry(b []byte, e *Entry, checkCRC bool) error {
 	if e.Reference, off, ok = strAt(str, off); !ok {
 		return errBadRecord
 	}
+	// A recipient handle equal to the one e held on entry is shared, not
+	// allocated again: scan passes the previous entry's, and a page of one
+	// merchant's entries makes one handle.
+	hint := e.RecipientHandle
 	e.RecipientHandle = nil
 	if flags&flagRecipient != 0 {
 		var h string
 		if h, off, ok = strAt(str, off); !ok {
 			return errBadRecord
 		}
-		e.RecipientHandle = &h
+		if hint != nil && *hint == h {
+			e.RecipientHandle = hint
+		} else {
+			hh := h
+			e.RecipientHandle = &hh
+		}
 	}
 	if off != len(str) {
 		return errBadRecord

@@ -46,7 +46,7 @@ type Entry struct {
 	Amount          int64
 	BalanceBefore   int64
 	BalanceAfter    int64
-	RecipientHandle *string
+	RecipientHandle *string  // read-only: entries of one read may share it
 	Hash            [32]byte // SHA-256(previous Hash ‖ canonical encoding)
 
 	// HasGDPR reports whether GDPR fields were posted with the entry; they

@@ -102,6 +102,9 @@ func (s *Store) readGDPR(tx *bolt.Tx, key []byte) (*GDPR, error) {
 // ReadOptions shape the entries a read returns.
 type ReadOptions struct {
 	GDPR bool // also return GDPR fields (Entry.GDPR), where present and not erased
+	// Buf, when large enough, holds the answer (Buf[:0] is appended to):
+	// a reader's reusable buffer, so that a page read allocates no slice.
+	Buf []Entry
 }
 
 // Entries returns up to limit entries of a topic log with sequence ≥ from,
@@ -141,13 +144,21 @@ func (s *Store) scan(tx *bolt.Tx, rec *ledgerRecord, topic Topic, from, to uint6
 		return nil, nil
 	}
 	want = min(want, last-max(from, 1)+1)
-	out := make([]Entry, 0, want)
+	var out []Entry
+	if uint64(cap(opt.Buf)) >= want {
+		out = opt.Buf[:0]
+	} else {
+		out = make([]Entry, 0, want)
+	}
 	for k, v := c.Seek(seqKey(rec.Num, topic, max(from, 1))); k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, v = c.Next() {
 		seq := btoi(k[prefixLen:])
 		if to != 0 && seq > to {
 			break
 		}
 		e := Entry{LedgerID: rec.ID, Topic: topic, Sequence: seq, Currency: rec.Currency}
+		if n := len(out); n > 0 {
+			e.RecipientHandle = out[n-1].RecipientHandle // shared when equal
+		}
 		if err := decodeEntry(v, &e, false); err != nil {
 			return nil, fmt.Errorf("%w: ledger %s %s sequence %d: %v", ErrDamaged, rec.ID, topic, seq, err)
 		}

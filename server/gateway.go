@@ -53,6 +53,7 @@ func (s *Server) newGateway() (*runtime.ServeMux, error) {
 		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithForwardResponseOption(forwardStatus),
 		runtime.WithDisableHTTPMethodOverride(),
+		runtime.WithForwardResponseRewriter(preEncode),
 	)
 	ctx := context.Background()
 	if err := v1.RegisterAdminServiceHandlerServer(ctx, mux, localAdmin{s: s, api: s.adminSrv}); err != nil {

@@ -43,6 +43,9 @@ var _ runtime.Marshaler = wireJSON{}
 func (wireJSON) ContentType(any) string { return "application/json" }
 
 func (wireJSON) Marshal(v any) ([]byte, error) {
+	if b, ok := v.(preEncoded); ok { // pool.go
+		return b, nil
+	}
 	if b, ok := appendFast(nil, v); ok { // jsonwire_fast.go
 		return b, nil
 	}

@@ -32,6 +32,7 @@ type problem struct {
 type restState struct {
 	id        string
 	decodeErr error
+	done      []func() // run once the answer is written (pool.go)
 }
 
 type restStateKey struct{}

@@ -161,6 +161,7 @@ func (a *reportAPI) GetFeed(ctx context.Context, req *v1.GetFeedRequest) (*v1.Ge
 		return nil, err
 	}
 	sendPageSize(ctx, size)
+	opt.Buf = readBuf(ctx, size)
 	var page feed.Page
 	if wait > 0 {
 		page, err = a.reader.Feed(id, topic, from, size, opt)
@@ -178,7 +179,7 @@ func (a *reportAPI) GetFeed(ctx context.Context, req *v1.GetFeedRequest) (*v1.Ge
 	if err != nil {
 		return nil, storeErr(id, err)
 	}
-	out := &v1.GetFeedResponse{Items: entriesToProto(page.Entries), TryLater: page.TryLater, Cursor: cursor}
+	out := &v1.GetFeedResponse{Items: pageToProto(ctx, page.Entries), TryLater: page.TryLater, Cursor: cursor}
 	if !page.TryLater || cursor == "" {
 		out.Cursor = a.cursors.Feed(id, topic, page.Next)
 	}
@@ -233,11 +234,12 @@ func (a *reportAPI) GetDateReport(ctx context.Context, req *v1.GetDateReportRequ
 		}
 	}
 	sendPageSize(ctx, size)
+	opt.Buf = readBuf(ctx, size)
 	page, err := a.reader.Date(id, topic, d, from, size, opt)
 	if err != nil {
 		return nil, storeErr(id, err)
 	}
-	out := &v1.GetDateReportResponse{Items: entriesToProto(page.Entries), HasMore: page.HasMore, TryLater: page.TryLater}
+	out := &v1.GetDateReportResponse{Items: pageToProto(ctx, page.Entries), HasMore: page.HasMore, TryLater: page.TryLater}
 	if page.HasMore {
 		out.Cursor = a.cursors.Date(id, topic, d, page.Next)
 	}
@@ -312,11 +314,15 @@ func publicLedger(l ledger.Ledger) *v1.Ledger {
 // returned them.
 func entriesToProto(es []ledger.Entry) []*v1.Entry {
 	// A page is hundreds of entries: their messages and timestamps are
-	// allocated in one block each, and a date's string is made once for the
-	// run of entries that share it.
-	out := make([]*v1.Entry, len(es))
-	pes := make([]v1.Entry, len(es))
-	tss := make([]timestamppb.Timestamp, len(es))
+	// allocated in one block each.
+	return fillEntries(make([]*v1.Entry, len(es)), make([]v1.Entry, len(es)), make([]timestamppb.Timestamp, len(es)), es)
+}
+
+// fillEntries sets out[i] to msgs[i], with tss[i] as its time, converted
+// from es[i], and returns out. Every field is set, so msgs may be reused
+// (pool.go); a date's string is made once for the run of entries that share
+// it.
+func fillEntries(out []*v1.Entry, msgs []v1.Entry, tss []timestamppb.Timestamp, es []ledger.Entry) []*v1.Entry {
 	var date ledger.Date
 	var dateStr string
 	for i := range es {
@@ -326,7 +332,7 @@ func entriesToProto(es []ledger.Entry) []*v1.Entry {
 		}
 		ts := &tss[i]
 		ts.Seconds, ts.Nanos = e.Time.Unix(), int32(e.Time.Nanosecond())
-		pe := &pes[i]
+		pe := &msgs[i]
 		pe.PspReference = e.PSPReference
 		pe.Time = ts
 		pe.LedgerDate = dateStr
@@ -337,6 +343,7 @@ func entriesToProto(es []ledger.Entry) []*v1.Entry {
 		pe.BalanceBefore = e.BalanceBefore
 		pe.BalanceAfter = e.BalanceAfter
 		pe.RecipientHandle = e.RecipientHandle
+		pe.Name, pe.MaskedPhoneNo, pe.Message = nil, nil, nil
 		if g := e.GDPR; g != nil {
 			pe.Name, pe.MaskedPhoneNo, pe.Message = &g.Name, &g.MaskedPhoneNo, &g.Message
 		}

@@ -40,5 +40,6 @@ func (s *Server) rest(maxBody int64, h http.Handler) http.Handler {
 			s.log.Debug("request", append([]any{"contextId", id, "method", r.Method, "path", r.URL.Path}, sys...)...)
 		}
 		h.ServeHTTP(w, r)
+		st.finish()
 	})
 }
