@@ -158,6 +158,9 @@ type xlsxWriter struct {
 
 const sheetName = "Report"
 
+// excelEpochDays is 1970-01-01 as an Excel serial date (1900 date system).
+const excelEpochDays = 25569
+
 func newXLSXWriter(w io.Writer, exp int, tmpDir string) (*xlsxWriter, error) {
 	f := excelize.NewFile(excelize.Options{TmpDir: tmpDir})
 	// excelize's Write buffers the whole zip in memory; its zip writer is
@@ -262,10 +265,10 @@ func (x *xlsxWriter) row(cells []cell) error {
 				c.Value = FormatAmount(v.n, x.exp)
 			}
 		case kindTime:
-			c.StyleID, c.Value = x.sTime, v.t.UTC()
+			// Excel's serial date: days since 1899-12-30, UTC.
+			c.StyleID, c.Value = x.sTime, excelEpochDays+float64(v.t.UnixMicro())/(86400*1e6)
 		case kindDate:
-			y, m, d := v.d.Civil()
-			c.StyleID, c.Value = x.sDate, time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+			c.StyleID, c.Value = x.sDate, excelEpochDays+float64(v.d)
 		}
 		x.cs[i] = c
 		x.vals[i] = &x.cs[i]

@@ -153,3 +153,15 @@ if [[ "${BENCH_SYNC:-1}" != 0 ]]; then
 	echo "=== ledgerfeed sync: 1 M entries over loopback ==="
 	go test -run '^$' -bench '^BenchmarkSync$' -benchtime=1x -count="${BENCH_SYNC_COUNT:-3}" -timeout 0 ./cmd/ledgerfeed | tee "$out/sync.txt"
 fi
+
+# ---------------------------------------------------------------------------
+# Report files (report/bench_test.go): a 1 M-entry date range written as CSV
+# and as XLSX (and 100 k, to show memory does not grow with rows): rows/s,
+# peak heap in use and peak live heap while writing. BENCH_FILES=0 skips
+# them; BENCH_FILES_COUNT sets their runs (default 3).
+if [[ "${BENCH_FILES:-1}" != 0 ]]; then
+	echo
+	echo "=== report files: CSV and XLSX writers ==="
+	go test -run '^$' -bench '^BenchmarkReport(CSV|XLSX)$' -benchtime=1x -count="${BENCH_FILES_COUNT:-3}" -timeout 0 ./report | tee "$out/files.txt"
+	echo "goals: CSV >= 500000 rows/s, XLSX >= 100000 rows/s; peak memory the same at 100 k and 1 M rows"
+fi
