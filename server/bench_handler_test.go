@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"testing"
@@ -36,4 +37,42 @@ func BenchmarkFeedPageHandler(b *testing.B) {
 			b.Fatalf("answer of %d bytes", w.n)
 		}
 	}
+}
+
+// BenchmarkEmptyPollHandler: the server's own CPU for an empty poll at the
+// end of the feed (tryLater), in process as BenchmarkFeedPageHandler.
+func BenchmarkEmptyPollHandler(b *testing.B) {
+	e := newRBEnv(b)
+	e.add(b, 10)
+	h := e.srv.http.Handler
+	r0, _ := http.NewRequest("GET", "/report/v2/ledgers/"+rbLedger+"/funds/feed?from=now", nil)
+	r0.Header.Set("Authorization", "Bearer "+e.token)
+	w0 := &recordWriter{discardWriter: discardWriter{h: http.Header{}}}
+	h.ServeHTTP(w0, r0)
+	var first rbFeedWire
+	if err := json.Unmarshal(w0.body, &first); err != nil || !first.TryLater {
+		b.Fatalf("first poll: %v %s", err, w0.body)
+	}
+	u := "/report/v2/ledgers/" + rbLedger + "/funds/feed?" + url.Values{"cursor": {first.Cursor}}.Encode()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		r, _ := http.NewRequest("GET", u, nil)
+		r.Header.Set("Authorization", "Bearer "+e.token)
+		w := &discardWriter{h: http.Header{}}
+		h.ServeHTTP(w, r)
+		if w.n == 0 || w.n > 200 {
+			b.Fatalf("answer of %d bytes", w.n)
+		}
+	}
+}
+
+type recordWriter struct {
+	discardWriter
+	body []byte
+}
+
+func (w *recordWriter) Write(b []byte) (int, error) {
+	w.body = append(w.body, b...)
+	return w.discardWriter.Write(b)
 }
