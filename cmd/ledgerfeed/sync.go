@@ -147,6 +147,8 @@ type syncer struct {
 	vmu     map[string]*sync.Mutex // per ledger: one seal check at a time
 	noSeals map[string]bool        // ledgers whose server has no manifest (warned)
 
+	bg sync.WaitGroup // seal checks started by commits
+
 	written atomic.Int64
 	sealed  atomic.Int64
 
@@ -221,11 +223,7 @@ func (s *syncer) commit(ctx context.Context, ts *topicSync, written int) error {
 	}
 	if newDate && !s.cfg.once {
 		// A new date began: the previous one may be sealed by now.
-		go func() {
-			if err := s.verifyLedger(ctx, ts.id); err != nil {
-				s.fail(err)
-			}
-		}()
+		s.bg.Go(func() { s.followSeals(ctx, ts.id) })
 	}
 	return nil
 }
@@ -334,11 +332,12 @@ func (s *syncer) follow(ctx context.Context) error {
 			start(id)
 		}
 		for _, id := range ids {
-			s.fail(s.verifyLedger(ctx, id))
+			s.followSeals(ctx, id)
 		}
 		select {
 		case <-ctx.Done():
 			wg.Wait()
+			s.bg.Wait()
 			if s.fatalErr != nil {
 				return s.fatalErr
 			}
@@ -346,6 +345,20 @@ func (s *syncer) follow(ctx context.Context) error {
 			return nil
 		case <-time.After(s.cfg.refresh):
 		}
+	}
+}
+
+// followSeals checks ledger id's newly closed dates while following: a
+// seal that does not match stops the sync; other errors (the server away)
+// are reported and the check is tried again at the next refresh.
+func (s *syncer) followSeals(ctx context.Context, id string) {
+	err := s.verifyLedger(ctx, id)
+	switch {
+	case err == nil || ctx.Err() != nil:
+	case errors.Is(err, client.ErrSeal):
+		s.fail(err)
+	default:
+		s.out.printf("%s: seal check: %v (trying again in %s)", id, err, s.cfg.refresh)
 	}
 }
 
