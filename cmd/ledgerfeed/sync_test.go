@@ -6,16 +6,21 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -518,4 +523,69 @@ func TestSync_FollowsUntilInterrupted(t *testing.T) {
 		t.Errorf("no stop line:\n%s", stderr.String())
 	}
 	checkMirror(t, c, out, ids[:1])
+}
+
+// proxyTo is a reverse proxy to the server at addr that answers every other
+// request itself (alternately 429 with Retry-After: 0, and 503) and passes
+// every feed answer through edit.
+func proxyTo(t *testing.T, addr string, edit func([]byte) []byte) string {
+	t.Helper()
+	u, _ := url.Parse("http://" + addr)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ModifyResponse = func(r *http.Response) error {
+		if !strings.HasSuffix(r.Request.URL.Path, "/feed") || r.StatusCode != 200 {
+			return nil
+		}
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return err
+		}
+		b = edit(b)
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		r.ContentLength = int64(len(b))
+		r.Header.Set("Content-Length", strconv.Itoa(len(b)))
+		return nil
+	}
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch n.Add(1) % 4 {
+		case 1:
+			w.Header().Set("Retry-After", "0")
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+		case 3:
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		default:
+			rp.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// Through a proxy that refuses every other request, sync still mirrors
+// everything; when the proxy alters one entry's reference (balances still
+// chain), the seal check catches it and sync fails naming the date.
+func TestSync_ThroughFlakyAndLyingProxies(t *testing.T) {
+	dir := t.TempDir()
+	ids := []string{"302321", "302399"}
+	secret := syncSeed(t, dir, ids, 3, 12)
+	s := startServe(t, dir, "--token-rate-limit=-1")
+	c, _ := client.New(client.Config{BaseURL: "http://" + s.httpAddr, ClientID: "partner", ClientSecret: secret})
+
+	flaky := proxyTo(t, s.httpAddr, func(b []byte) []byte { return b })
+	out := filepath.Join(t.TempDir(), "flaky")
+	_, stderr, err := runCmd(t, "sync", "--once", "--url", flaky, "--client-id", "partner", "--client-secret", secret, "--dir", out, "--page-size", "5")
+	if err != nil {
+		t.Fatalf("sync through the flaky proxy: %v\n%s", err, stderr)
+	}
+	checkMirror(t, c, out, ids[:1])
+
+	lying := proxyTo(t, s.httpAddr, func(b []byte) []byte {
+		return bytes.Replace(b, []byte(`"reference":"order 1, \"3\""`), []byte(`"reference":"order 1, \"4\""`), 1)
+	})
+	_, stderr, err = runCmd(t, "sync", "--once", "--url", lying, "--client-id", "partner", "--client-secret", secret, "--dir", t.TempDir())
+	if !errors.Is(err, client.ErrSeal) || !strings.Contains(err.Error(), "302321") || !strings.Contains(err.Error(), "funds") {
+		t.Fatalf("sync through a proxy that alters an entry: %v, want a seal error naming 302321 funds\n%s", err, stderr)
+	}
+	t.Logf("caught: %v", err)
 }
