@@ -42,11 +42,12 @@ type Store struct {
 	log   *slog.Logger
 	poll  time.Duration
 
-	groups sync.Map // ledger id → *group: appends waiting to be committed together
-	watch  notifier
-	ready  atomic.Bool
-	stop   context.CancelFunc
-	bg     sync.WaitGroup
+	groups    sync.Map // ledger id → *group: appends waiting to be committed together
+	watch     notifier
+	ready     atomic.Bool
+	stop      context.CancelFunc
+	closeOnce sync.Once
+	bg        sync.WaitGroup
 }
 
 // Open connects to the database at dsn (a postgres:// URL or key=value
@@ -106,15 +107,13 @@ func (s *Store) Ready() bool { return s.ready.Load() }
 // Close closes the store: waiters are woken (WaitAppend answers
 // ledger.ErrClosed) and the connections are closed.
 func (s *Store) Close() error {
-	if !s.ready.Swap(false) {
-		if s.stop == nil {
-			return nil
-		}
-	}
-	s.stop()
-	s.bg.Wait()
-	s.watch.closeAll()
-	s.pool.Close()
+	s.closeOnce.Do(func() {
+		s.ready.Store(false)
+		s.stop()
+		s.bg.Wait()
+		s.watch.closeAll()
+		s.pool.Close()
+	})
 	return nil
 }
 
@@ -127,4 +126,3 @@ func (s *Store) checkOpen() error {
 	}
 	return nil
 }
-
