@@ -241,6 +241,9 @@ func (w *wtx) setOpenDate(rec *ledgerRecord, d Date) {
 	if d <= rec.OpenDate {
 		return
 	}
+	if rec.OpenDate != 0 { // dates before the first are not closed: they never opened
+		w.closes[closeKey{rec.Num, d}] = w.s.now().UTC().Truncate(time.Microsecond)
+	}
 	rec.OpenDate = d
 	rec.UpdatedAt = w.s.now().UTC()
 	w.markChanged(rec)

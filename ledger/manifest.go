@@ -47,6 +47,7 @@ type DateSummary struct {
 	Start, End time.Time // [Start, End) in UTC, from the ledger's zone and cutoff
 	Funds      TopicSummary
 	Fees       TopicSummary
+	ClosedAt   time.Time // when the date closed; zero while open (or closed before close times were kept)
 	Seal       string    // compact JWS; "" while not sealed (open, or not sealed yet)
 	SealedAt   time.Time // zero while not sealed
 }
@@ -133,6 +134,9 @@ func summarize(tx *bolt.Tx, rec *ledgerRecord, from, to Date) ([]DateSummary, er
 	out := make([]DateSummary, 0, to-from+1)
 	for d := from; d <= to; d++ {
 		ds := DateSummary{Date: d, Closed: d < rec.OpenDate, Start: cal.Start(d).UTC(), End: cal.End(d).UTC()}
+		if ds.Closed {
+			ds.ClosedAt, _ = closedAt(tx, rec.Num, d)
+		}
 		if v := seals.Get(sealKey(rec.Num, d)); v != nil {
 			sr, err := unmarshalSeal(v)
 			if err != nil {

@@ -20,6 +20,7 @@ var (
 	bucketClients  = []byte("clients")  // clientID → JSON Client
 	bucketAudit    = []byte("audit")    // seq → JSON AuditEvent
 	bucketSeals    = []byte("seals")    // num|date → JSON sealRecord (seals.go), written once
+	bucketCloses   = []byte("closes")   // num|open date → µs when the open date moved to it (closes.go)
 
 	// Records of package report (reportjobs.go): key → opaque value.
 	bucketReportFiles     = []byte("reportFiles")
@@ -30,7 +31,7 @@ var (
 	allBuckets = [][]byte{bucketMeta, bucketLedgers, bucketEntries, bucketEntryIDs,
 		bucketDates, bucketRefs, bucketPSPRefs, bucketTimes, bucketGDPR, bucketClients, bucketAudit,
 		bucketReportFiles, bucketReportSchedules, bucketReportTokens, bucketReportRuns,
-		bucketSeals}
+		bucketSeals, bucketCloses}
 
 	// filled buckets are written with a high fill percent: most of their
 	// rows are appended at the end of a (ledger, topic) range, and a random

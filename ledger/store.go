@@ -416,6 +416,7 @@ type wtx struct {
 	changed []*ledgerRecord          // records to write back at the end
 	heads   map[topicKey]head        // heads as of this tx's writes
 	dates   map[dateRangeKey]*[2]uint64
+	closes  map[closeKey]time.Time // open date moves of this tx (closes.go)
 	keys    keyWrites
 	touched []watchKey
 }
@@ -447,6 +448,7 @@ func newWtx(tx *bolt.Tx, s *Store) *wtx {
 		ledgers: map[string]*ledgerRecord{},
 		heads:   map[topicKey]head{},
 		dates:   map[dateRangeKey]*[2]uint64{},
+		closes:  map[closeKey]time.Time{},
 	}
 }
 
@@ -475,6 +477,9 @@ func (w *wtx) flush() error {
 		if err := w.b.dates.Put(dateKey(k.num, k.topic, k.date), append(itob(r[0]), itob(r[1])...)); err != nil {
 			return err
 		}
+	}
+	if err := w.putCloses(); err != nil {
+		return err
 	}
 	return w.s.keys.prepare(&w.keys, w.b.meta)
 }

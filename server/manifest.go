@@ -65,7 +65,7 @@ func manifestToProto(d *ledger.DateSummary) *v1.DateManifest {
 	if d.Closed {
 		state = "closed"
 	}
-	return &v1.DateManifest{
+	m := &v1.DateManifest{
 		LedgerDate: d.Date.String(),
 		State:      state,
 		StartTime:  timestamppb.New(d.Start),
@@ -76,6 +76,10 @@ func manifestToProto(d *ledger.DateSummary) *v1.DateManifest {
 		},
 		Seal: d.Seal,
 	}
+	if !d.ClosedAt.IsZero() {
+		m.ClosedTime = timestamppb.New(d.ClosedAt)
+	}
+	return m
 }
 
 func topicSummaryToProto(t *ledger.TopicSummary) *v1.DateTopicSummary {
