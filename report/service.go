@@ -128,8 +128,10 @@ func New(cfg Config) (*Service, error) {
 		kick:   make(chan struct{}, 1),
 		limits: map[string]*rate.Limiter{},
 	}
+	// Temp files a crash left: ours, and the XLSX stream writer's.
 	tmps, _ := filepath.Glob(filepath.Join(cfg.Dir, "*.tmp"))
-	for _, p := range tmps {
+	xtmps, _ := filepath.Glob(filepath.Join(cfg.Dir, "excelize-*"))
+	for _, p := range append(tmps, xtmps...) {
 		os.Remove(p)
 	}
 	var todo []*File

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -124,5 +125,39 @@ func TestReportCmd_RequestListDownload(t *testing.T) {
 	}
 	if tmp, _ := filepath.Glob(filepath.Join(out, ".*.tmp")); len(tmp) != 0 {
 		t.Errorf("temp files left: %v", tmp)
+	}
+}
+
+func TestReportSettings(t *testing.T) {
+	env := map[string]string{"LEDGERFEED_REPORT_RETENTION": "48h", "LEDGERFEED_REPORT_DOWNLOADS_PER_HOUR": "5"}
+	fs := newFlagSet("serve", "", "", io.Discard)
+	rs, err := bindReportFlags(fs, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Parse([]string{"--report-link-ttl", "2m", "--report-downloads-per-hour", "7", "--public-url", "https://lf.example.com/"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.check(); err != nil {
+		t.Fatal(err)
+	}
+	c := rs.config(nil, "/data", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if c.Retention != 48*time.Hour || c.TokenTTL != 2*time.Minute || c.DownloadsPerHour != 7 || c.BaseURL != "https://lf.example.com" || c.Dir != filepath.Join("/data", "reports") {
+		t.Errorf("config %+v", c)
+	}
+	if _, err := bindReportFlags(newFlagSet("serve", "", "", io.Discard), func(k string) string {
+		return map[string]string{"LEDGERFEED_REPORT_LINK_TTL": "soon"}[k]
+	}); err == nil || !strings.Contains(err.Error(), "LEDGERFEED_REPORT_LINK_TTL") {
+		t.Errorf("bad env: %v", err)
+	}
+	for _, bad := range [][]string{{"--public-url", "ftp://x"}, {"--public-url", "https://x/base"}, {"--report-retention", "-1h"}, {"--report-workers", "100"}} {
+		fs := newFlagSet("serve", "", "", io.Discard)
+		rs, _ := bindReportFlags(fs, func(string) string { return "" })
+		if err := fs.Parse(bad); err != nil {
+			t.Fatal(err)
+		}
+		if err := rs.check(); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -35,6 +36,11 @@ const closeDueEvery = time.Minute
 func runServe(ctx context.Context, cfg config, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", "[flags]", "Serves the store in --data: the REST API, /metrics, /healthz and /readyz on\n--http-addr; the gRPC API, grpc.health.v1 and reflection on --grpc-addr; the\nadmin socket for verify and backup in the data directory. SIGINT or SIGTERM\nshut it down gracefully.", stderr)
 	cfg.serveFlags(fs)
+	rs, err := bindReportFlags(fs, os.Getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "ledgerfeed:", err)
+		return usageError{err}
+	}
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -43,6 +49,9 @@ func runServe(ctx context.Context, cfg config, args []string, stdout, stderr io.
 		return usagef(fs, "unexpected argument %q", pos[0])
 	}
 	if err := cfg.validateServe(); err != nil {
+		return usagef(fs, "%v", err)
+	}
+	if err := rs.check(); err != nil {
 		return usagef(fs, "%v", err)
 	}
 
@@ -104,7 +113,7 @@ func runServe(ctx context.Context, cfg config, args []string, stdout, stderr io.
 	}
 	// Report files live in DATA/reports; their jobs, schedules and tokens
 	// in the store.
-	reports, err := report.New(report.Config{Store: st, Dir: filepath.Join(cfg.DataDir, "reports"), Logger: log.With("component", "report")})
+	reports, err := report.New(rs.config(st, cfg.DataDir, log))
 	if err != nil {
 		return err
 	}
