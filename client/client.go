@@ -249,16 +249,26 @@ func retryable(err error) bool {
 	return errors.As(err, &ne)
 }
 
+// bodyBufs holds read buffers for answers: a feed page of 1000 entries is
+// about 300 KB, read once per call.
+var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 func decodeBody(resp *http.Response, out any) error {
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
+	buf := bodyBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 8<<20 {
+			bodyBufs.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
 		return err
 	}
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(b, out); err != nil {
+	if err := json.Unmarshal(buf.Bytes(), out); err != nil {
 		return fmt.Errorf("decode answer: %w", err)
 	}
 	return nil
