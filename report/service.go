@@ -416,6 +416,21 @@ func (s *Service) Request(ctx context.Context, clientID string, r Request) (File
 	if err := s.checkLedgerDates(r); err != nil {
 		return File{}, err
 	}
+	if r.Format == FormatXLSX && r.Type == TypeEntries {
+		var n uint64
+		for _, t := range r.Topics {
+			first, last, ok, err := seqRange(s.st, r.LedgerID, t, r.From, r.To)
+			if err != nil {
+				return File{}, err
+			}
+			if ok {
+				n += last - first + 1
+			}
+		}
+		if n > MaxXLSXRows {
+			return File{}, fieldErr("format", "%d entries do not fit an XLSX sheet (at most %d rows); ask for csv or fewer dates", n, MaxXLSXRows)
+		}
+	}
 	f := s.newFile(clientID, r, SourceManual, "")
 	err = s.st.UpdateRecords(ctx, func(tx *ledger.RecordTx) error {
 		active := 0
