@@ -22,7 +22,15 @@ import (
 // The signing keys live in DataDir/keys (mode 0700):
 //
 //	<kid>.pem   the Ed25519 private key, PKCS#8 PEM, mode 0600
-//	index.json  every key still kept, with when it was made and rotated out
+//	index.json  every key ever made, with when it was made and rotated out,
+//	            and its public key
+//
+// A key rotated out keeps verifying tokens for the grace (the token
+// lifetime); after it its private key file is deleted, but its public key
+// stays in the index and in the JWKS for ever: seals (closed dates' JWS)
+// signed with it must stay verifiable with the JWKS alone. Tokens are only
+// accepted from keys within their grace, whatever the JWKS lists.
+//
 //	current     the kid that signs new tokens
 //	.lock       taken (flock) while the directory is changed
 //
@@ -45,6 +53,10 @@ type keyIndexEntry struct {
 	Kid       string     `json:"kid"`
 	CreatedAt time.Time  `json:"createdAt"`
 	RetiredAt *time.Time `json:"retiredAt,omitempty"` // when another key became current
+	// Public is the base64url Ed25519 public key. Kept after the private
+	// key is deleted, to publish it for verifying seals. Empty in indexes
+	// written before it was kept (filled in when the key is next read).
+	Public string `json:"public,omitempty"`
 }
 
 // signingKey is one of our own keys.
@@ -146,7 +158,7 @@ func rotateLocked(dir string, now time.Time, keep time.Duration) (string, error)
 			idx.Keys[i].RetiredAt = &now
 		}
 	}
-	idx.Keys = append(idx.Keys, keyIndexEntry{Kid: kid, CreatedAt: now})
+	idx.Keys = append(idx.Keys, keyIndexEntry{Kid: kid, CreatedAt: now, Public: base64.RawURLEncoding.EncodeToString(pub)})
 	if keep > 0 {
 		idx.Keys = pruneKeys(dir, idx.Keys, now, keep)
 	}
@@ -159,19 +171,29 @@ func rotateLocked(dir string, now time.Time, keep time.Duration) (string, error)
 	return kid, nil
 }
 
-// pruneKeys deletes the files of keys rotated out more than keep before now
-// and returns the entries left.
+// pruneKeys deletes the private key files of keys rotated out more than
+// keep before now. Their entries stay, with the public key (read from the
+// file first when the index lacks it), so the JWKS still publishes them.
 func pruneKeys(dir string, keys []keyIndexEntry, now time.Time, keep time.Duration) []keyIndexEntry {
-	out := keys[:0]
-	for _, e := range keys {
-		if e.RetiredAt != nil && now.Sub(*e.RetiredAt) > keep && validKid(e.Kid) {
-			if err := os.Remove(filepath.Join(dir, e.Kid+".pem")); err == nil || errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
+	for i := range keys {
+		e := &keys[i]
+		if e.RetiredAt == nil || now.Sub(*e.RetiredAt) <= keep || !validKid(e.Kid) {
+			continue
 		}
-		out = append(out, e)
+		path := filepath.Join(dir, e.Kid+".pem")
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			continue // pruned before
+		}
+		if e.Public == "" {
+			k, err := readKey(dir, e.Kid, nil)
+			if err != nil {
+				continue // unreadable: leave the file for an operator to look at
+			}
+			e.Public = base64.RawURLEncoding.EncodeToString(k.pub)
+		}
+		os.Remove(path) // a failure leaves a file that verifies nothing more
 	}
-	return out
+	return keys
 }
 
 func readCurrent(dir string, hook func(string)) (string, error) {
@@ -293,6 +315,7 @@ type keyRing struct {
 	mu        sync.RWMutex
 	current   *signingKey
 	keys      map[string]*signingKey
+	archived  []jwk       // public keys past their grace, newest last: seals only
 	stamp     os.FileInfo // of the current marker when last loaded
 	lastCheck time.Time   // monotonic
 }
@@ -319,9 +342,9 @@ func (r *keyRing) open() error {
 		if err != nil {
 			return err
 		}
-		n := len(idx.Keys)
+		before, _ := json.Marshal(idx)
 		idx.Keys = pruneKeys(r.dir, idx.Keys, r.now(), r.grace)
-		if len(idx.Keys) != n {
+		if after, _ := json.Marshal(idx); string(after) != string(before) {
 			if err := writeIndex(r.dir, idx); err != nil {
 				return err
 			}
@@ -352,6 +375,7 @@ func (r *keyRing) load() error {
 	old := r.keys
 	r.mu.RUnlock()
 	keys := make(map[string]*signingKey, len(idx.Keys)+1)
+	var archived []jwk
 	now := r.now()
 	get := func(kid string) (*signingKey, error) {
 		if k, ok := old[kid]; ok {
@@ -369,6 +393,9 @@ func (r *keyRing) load() error {
 			retired = *e.RetiredAt
 		}
 		if now.Sub(retired) > r.grace {
+			if pub, err := base64.RawURLEncoding.DecodeString(e.Public); err == nil && len(pub) == ed25519.PublicKeySize {
+				archived = append(archived, keyJWK(e.Kid, pub))
+			}
 			continue
 		}
 		k, err := get(e.Kid)
@@ -384,7 +411,7 @@ func (r *keyRing) load() error {
 	}
 	keys[kid] = cur
 	r.mu.Lock()
-	r.current, r.keys, r.stamp, r.lastCheck = cur, keys, stamp, time.Now()
+	r.current, r.keys, r.archived, r.stamp, r.lastCheck = cur, keys, archived, stamp, time.Now()
 	r.mu.Unlock()
 	return nil
 }
@@ -481,14 +508,35 @@ type jwkSet struct {
 	Keys []jwk `json:"keys"`
 }
 
+// jwks is the key set: the keys that verify tokens (current first, then
+// those in their grace, newest first), then the public keys past their
+// grace, which verify seals only.
 func (r *keyRing) jwks() []byte {
 	var set jwkSet
 	for _, k := range r.verifying() {
-		set.Keys = append(set.Keys, jwk{
-			Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(k.pub),
-			Kid: k.kid, Use: "sig", Alg: "EdDSA",
-		})
+		set.Keys = append(set.Keys, keyJWK(k.kid, k.pub))
 	}
+	r.mu.RLock()
+	var past []*signingKey // loaded, but past their grace since
+	for _, k := range r.keys {
+		if !slices.ContainsFunc(set.Keys, func(j jwk) bool { return j.Kid == k.kid }) {
+			past = append(past, k)
+		}
+	}
+	slices.SortFunc(past, func(a, b *signingKey) int { return b.retiredAt.Compare(a.retiredAt) })
+	for _, k := range past {
+		set.Keys = append(set.Keys, keyJWK(k.kid, k.pub))
+	}
+	for i := len(r.archived) - 1; i >= 0; i-- {
+		if !slices.ContainsFunc(set.Keys, func(k jwk) bool { return k.Kid == r.archived[i].Kid }) {
+			set.Keys = append(set.Keys, r.archived[i])
+		}
+	}
+	r.mu.RUnlock()
 	b, _ := json.Marshal(set)
 	return b
+}
+
+func keyJWK(kid string, pub ed25519.PublicKey) jwk {
+	return jwk{Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(pub), Kid: kid, Use: "sig", Alg: "EdDSA"}
 }

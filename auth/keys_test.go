@@ -5,8 +5,10 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,13 +112,19 @@ func TestService_RotateKey(t *testing.T) {
 		t.Fatalf("jwks %v, want [%s %s]", kids, kid, oldKid)
 	}
 
-	// Once every token of the old key has expired, the key is gone from the
-	// JWKS, and a later rotation deletes its file.
+	// Once every token of the old key has expired, the key verifies no
+	// token, and a later rotation deletes its private key file; its public
+	// key stays in the JWKS, after the keys that verify tokens, so that
+	// seals it signed stay verifiable — also after a restart.
 	e.clock.Add(time.Hour + Leeway + keyPoll + time.Second)
-	if kids := jwksKids(t, e.svc.JWKS()); len(kids) != 1 || kids[0] != kid {
-		t.Fatalf("jwks after the grace %v, want [%s]", kids, kid)
+	if kids := jwksKids(t, e.svc.JWKS()); len(kids) != 2 || kids[0] != kid || kids[1] != oldKid {
+		t.Fatalf("jwks after the grace %v, want [%s %s]", kids, kid, oldKid)
 	}
-	if _, err := e.svc.RotateKey(); err != nil {
+	if _, err := e.svc.Verify(context.Background(), old); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("token of a key past its grace: %v", err)
+	}
+	newest, err := e.svc.RotateKey()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(KeysDir(e.dir), oldKid+".pem")); !os.IsNotExist(err) {
@@ -124,6 +132,13 @@ func TestService_RotateKey(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(KeysDir(e.dir), kid+".pem")); err != nil {
 		t.Fatalf("previous key file gone too early: %v", err)
+	}
+	want := []string{newest, kid, oldKid}
+	if kids := jwksKids(t, e.svc.JWKS()); !slices.Equal(kids, want) {
+		t.Fatalf("jwks after the next rotation %v, want %v", kids, want)
+	}
+	if kids := jwksKids(t, e.open(t, nil).JWKS()); !slices.Equal(kids, want) {
+		t.Fatalf("jwks after a restart %v, want %v", kids, want)
 	}
 }
 
