@@ -344,3 +344,39 @@ func TestClient_FeedLongPollsAndSubscribeFeedPushes(t *testing.T) {
 		}
 	}
 }
+
+// A Retry-After is obeyed: the retry waits at least that long, even though
+// the backoff alone would retry within milliseconds.
+func TestClient_WaitsRetryAfter(t *testing.T) {
+	e := newEnv(t, "302321")
+	e.ledger(t, "302321", 1, 3)
+	var n, retried atomic.Int64 // requests; when the second came (UnixNano)
+	u, _ := url.Parse(e.base)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/report/v2/ledgers/302321/funds/feed" {
+			switch n.Add(1) {
+			case 1:
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(http.StatusTooManyRequests)
+				return
+			case 2:
+				retried.Store(time.Now().UnixNano())
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	c := e.client(t, srv.URL)
+	if _, err := c.Token(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	p, err := c.GetFeed(context.Background(), client.FeedRequest{LedgerID: "302321", Topic: "funds"})
+	if err != nil || len(p.Items) != 3 {
+		t.Fatalf("feed after a 429: %v", err)
+	}
+	if after := time.Unix(0, retried.Load()).Sub(start); n.Load() != 2 || after < time.Second {
+		t.Errorf("%d feed requests, retried after %s; want 2, the second after at least 1s", n.Load(), after)
+	}
+}

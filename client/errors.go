@@ -33,8 +33,8 @@ func (e *APIError) Error() string {
 // the caller has no grant for (the server does not tell them apart).
 func IsNotFound(err error) bool { return statusOf(err) == http.StatusNotFound }
 
-// IsNotImplemented reports whether err says the server lacks the endpoint:
-// 501, or a 404/405 for a path it does not route (an older server).
+// IsNotImplemented reports whether err is a 501 answer: the server does not
+// implement that call (an older server may answer 404 instead).
 func IsNotImplemented(err error) bool { return statusOf(err) == http.StatusNotImplemented }
 
 func statusOf(err error) int {

@@ -204,7 +204,8 @@ func (c *SealClaims) CheckLink(prev *Sealed) error {
 // before the date (TopicChain with LedgerID and Topic set; nil or missing:
 // the topic's beginning) and is advanced past the date's entries; prev is
 // the previous sealed date (nil for the first). It returns the date as the
-// next call's prev.
+// next call's prev. After an error the chains are not usable for the next
+// date.
 func (v *Verifier) VerifyDate(ctx context.Context, ledgerID string, m DateManifest, prev *Sealed, chains map[string]*TopicChain, entries map[string][]Entry) (*Sealed, error) {
 	if m.State != "closed" {
 		return nil, fmt.Errorf("%s %s is %s, not closed: it has no seal yet", ledgerID, m.LedgerDate, m.State)
