@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -166,7 +167,56 @@ func (s *Server) gatewayError(ctx context.Context, _ *runtime.ServeMux, _ runtim
 	if errors.As(err, &hse) {
 		err = hse.Err
 	}
+	if fe := queryParseError(err); fe != nil {
+		s.httpError(w, r, fe)
+		return
+	}
 	s.writeStatus(w, r, status.Convert(err))
+}
+
+// queryParseError turns the gateway's error for a query value of the wrong
+// type ("parsing field \"page_size\": strconv.ParseInt: …") into a field
+// error that names the parameter as the caller wrote it and says what is
+// expected; nil for any other error.
+func queryParseError(err error) *ledger.FieldError {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.InvalidArgument {
+		return nil
+	}
+	msg, ok := strings.CutPrefix(st.Message(), `parsing field "`)
+	if !ok {
+		return nil
+	}
+	field, detail, ok := strings.Cut(msg, `": `)
+	if !ok {
+		return nil
+	}
+	reason := "not a valid value"
+	switch {
+	case strings.Contains(detail, "ParseInt"), strings.Contains(detail, "ParseUint"):
+		reason = "not a whole number"
+	case strings.Contains(detail, "ParseBool"):
+		reason = "must be true or false"
+	case strings.Contains(detail, "invalid duration"), strings.Contains(detail, "duration"):
+		reason = "not a duration (such as 30s)"
+	case strings.Contains(detail, "parsing time"):
+		reason = "not an RFC 3339 time (such as 2024-05-01T12:00:00Z)"
+	}
+	return &ledger.FieldError{Field: queryName(field), Reason: reason}
+}
+
+// queryName is the REST name of a request field: its JSON name.
+func queryName(field string) string {
+	if field == "include_gdpr_sensitive_data" {
+		return "includeGDPRSensitiveData"
+	}
+	parts := strings.Split(field, "_")
+	for i := 1; i < len(parts); i++ {
+		if p := parts[i]; p != "" {
+			parts[i] = strings.ToUpper(p[:1]) + p[1:]
+		}
+	}
+	return strings.Join(parts, "")
 }
 
 // gatewayRoutingError answers a REST path the gateway has no route for.
