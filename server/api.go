@@ -13,12 +13,13 @@ import (
 // This file is where the API is mounted: without Config.Auth there is none
 // (only /healthz, /readyz, /metrics, gRPC health and reflection).
 //
-// gRPC: AdminService (adminapi.go) and ReportService (reportapi.go), behind
-// the chain of chain.go. ReportService's extensions not built yet answer
-// UNIMPLEMENTED (REST 501) after the chain has checked the token, scope read
-// and the rate limit.
+// gRPC: AdminService (adminapi.go, schedules.go) and ReportService
+// (reportapi.go; manifest.go, search.go, files.go for the extensions),
+// behind the chain of chain.go.
 //
-// HTTP: the gateway (gateway.go) on /admin/, /settlement/ and /report/; the
+// HTTP: the gateway (gateway.go), calling the same services in process
+// through the same chain (inproc.go), on /admin/, /settlement/ and /report/;
+// report file downloads (files.go); the
 // token endpoints and the JWKS (token.go); the removed
 // /report/v1/ledgertransactions (410). All behind the REST middleware
 // (rest.go).

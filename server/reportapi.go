@@ -24,8 +24,8 @@ import (
 // chain has authenticated the caller, checked scope read and the rate limit,
 // and audits each call. Every handler checks the ledger grant first
 // (requireLedger), before it looks at anything else of the request, so that a
-// ledger without a grant answers exactly like an unknown one. The other
-// methods are not served yet (UNIMPLEMENTED).
+// ledger without a grant answers exactly like an unknown one. The
+// extensions are in manifest.go, search.go and files.go.
 type reportAPI struct {
 	v1.UnimplementedReportServiceServer
 	srv     *Server
