@@ -98,23 +98,46 @@ func eachEntry(ctx context.Context, st *ledger.Store, id string, t ledger.Topic,
 	if !ok {
 		return opening, nil
 	}
-	for seq := first; seq <= last; {
-		if err := ctx.Err(); err != nil {
-			return 0, err
+	// The next batch is read from the store while fn works on this one:
+	// on two cores the store's read and decode overlap the formatting.
+	type batch struct {
+		es  []ledger.Entry
+		err error
+	}
+	batches := make(chan batch, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer close(batches)
+		for seq := first; seq <= last; {
+			var es []ledger.Entry
+			err := ctx.Err()
+			if err == nil {
+				es, err = st.Entries(id, t, seq, int(min(readBatch, last-seq+1)), opt)
+			}
+			if err == nil && len(es) == 0 {
+				err = fmt.Errorf("%w: ledger %s %s: sequence %d missing", ledger.ErrDamaged, id, t, seq)
+			}
+			select {
+			case batches <- batch{es, err}:
+			case <-stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+			seq = es[len(es)-1].Sequence + 1
 		}
-		es, err := st.Entries(id, t, seq, int(min(readBatch, last-seq+1)), opt)
-		if err != nil {
-			return 0, err
+	}()
+	for b := range batches {
+		if b.err != nil {
+			return 0, b.err
 		}
-		if len(es) == 0 {
-			return 0, fmt.Errorf("%w: ledger %s %s: sequence %d missing", ledger.ErrDamaged, id, t, seq)
-		}
-		for i := range es {
-			if err := fn(&es[i]); err != nil {
+		for i := range b.es {
+			if err := fn(&b.es[i]); err != nil {
 				return 0, err
 			}
 		}
-		seq = es[len(es)-1].Sequence + 1
 	}
 	return opening, nil
 }
