@@ -161,7 +161,9 @@ func (a *reportAPI) GetFeed(ctx context.Context, req *v1.GetFeedRequest) (*v1.Ge
 		return nil, err
 	}
 	sendPageSize(ctx, size)
-	opt.Buf = readBuf(ctx, size)
+	buf := getEntryBuf(size)
+	defer putEntryBuf(buf) // the answer holds nothing of it (pool.go)
+	opt.Buf = *buf
 	var page feed.Page
 	if wait > 0 {
 		page, err = a.reader.Feed(id, topic, from, size, opt)
@@ -234,7 +236,9 @@ func (a *reportAPI) GetDateReport(ctx context.Context, req *v1.GetDateReportRequ
 		}
 	}
 	sendPageSize(ctx, size)
-	opt.Buf = readBuf(ctx, size)
+	buf := getEntryBuf(size)
+	defer putEntryBuf(buf) // the answer holds nothing of it (pool.go)
+	opt.Buf = *buf
 	page, err := a.reader.Date(id, topic, d, from, size, opt)
 	if err != nil {
 		return nil, storeErr(id, err)
