@@ -238,26 +238,19 @@ func (s *Store) tryCommit(ledgerID string, reqs []*appendReq) error {
 				}
 				return rs.Err()
 			})
-		stored := map[idKey]*known{}
-		b.Queue(`SELECT e.topic, l.num, `+entryCols+`, g.sealed, k.key
-			FROM ledgers l JOIN entries e ON e.num = l.num
-			LEFT JOIN gdpr g ON g.num = e.num AND g.topic = e.topic AND g.seq = e.seq
-			LEFT JOIN gdpr_keys k ON k.num = e.num AND k.topic = e.topic AND k.seq = e.seq
-			WHERE l.id = $1 AND (e.topic, e.entry_id) IN (SELECT * FROM unnest($2::smallint[], $3::text[]))`, ledgerID, topics, ids).
+		// Entry ids already stored: the entry_ids index alone answers.
+		var dupTopics []int16
+		var dupSeqs []int64
+		b.Queue(`SELECT topic, seq FROM entry_ids WHERE entry_id = ANY($2::text[])
+			AND num = (SELECT num FROM ledgers WHERE id = $1)`, ledgerID, ids).
 			Query(func(rs pgx.Rows) error {
 				for rs.Next() {
 					var t int16
-					var n int32
-					k := &known{}
-					sealed, key, err := scanEntry(prefixRow{rs, []any{&t, &n}}, &k.e, true)
-					if err != nil {
+					var seq int64
+					if err := rs.Scan(&t, &seq); err != nil {
 						return err
 					}
-					k.e.LedgerID, k.e.Topic, k.e.Currency = ledgerID, topicOfCode(t), currency
-					if k.gdpr, err = openEntryGDPR(&k.e, n, sealed, key); err != nil {
-						return err
-					}
-					stored[idKey{t, k.e.EntryID}] = k
+					dupTopics, dupSeqs = append(dupTopics, t), append(dupSeqs, seq)
 				}
 				return rs.Err()
 			})
@@ -272,6 +265,37 @@ func (s *Store) tryCommit(ledgerID string, reqs []*appendReq) error {
 		}
 		if lockErr != nil {
 			return lockErr
+		}
+		stored := map[idKey]*known{}
+		if len(dupSeqs) > 0 {
+			// Reposts (retries): read the stored entries to compare.
+			rs, err := tx.Query(ctx, `SELECT q.t, `+entryCols+`, g.sealed, k.key
+				FROM unnest($2::smallint[], $3::bigint[]) q(t, s)
+				CROSS JOIN LATERAL (SELECT * FROM entries WHERE num = $1 AND topic = q.t AND seq = q.s LIMIT 1) e
+				LEFT JOIN gdpr g ON g.num = e.num AND g.topic = e.topic AND g.seq = e.seq
+				LEFT JOIN gdpr_keys k ON k.num = e.num AND k.topic = e.topic AND k.seq = e.seq`, num, dupTopics, dupSeqs)
+			if err != nil {
+				return err
+			}
+			for rs.Next() {
+				var t int16
+				k := &known{}
+				sealed, key, err := scanEntry(prefixRow{rs, []any{&t}}, &k.e, true)
+				if err != nil {
+					rs.Close()
+					return err
+				}
+				k.e.LedgerID, k.e.Topic, k.e.Currency = ledgerID, topicOfCode(t), currency
+				if k.gdpr, err = openEntryGDPR(&k.e, num, sealed, key); err != nil {
+					rs.Close()
+					return err
+				}
+				stored[idKey{t, k.e.EntryID}] = k
+			}
+			rs.Close()
+			if err := rs.Err(); err != nil {
+				return err
+			}
 		}
 		cal, err := (&ledger.Ledger{TimeZone: zone, Cutoff: cutoff}).Calendar()
 		if err != nil {
@@ -300,12 +324,21 @@ func (s *Store) tryCommit(ledgerID string, reqs []*appendReq) error {
 		}
 		// One round trip for every write of the group.
 		wb := &pgx.Batch{}
-		if len(w.seq) > 0 {
+		if len(w.seq) >= copyRows {
+			// COPY is the fastest way in for many rows; it is its own round trip.
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"entries"}, entryColNames, w.copySource(num)); err != nil {
+				return err
+			}
+		} else if len(w.seq) > 0 {
 			wb.Queue(`INSERT INTO entries (num, topic, seq, entry_id, psp_reference, time_us, ledger_date, entry_type,
 				reference, amount, balance_before, balance_after, recipient_handle, hash, has_gdpr)
 				SELECT $1, * FROM unnest($2::smallint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::integer[],
 					$8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[], $14::bytea[], $15::boolean[])`,
 				num, w.topic, w.seq, w.entryID, w.psp, w.timeUS, w.date, w.etype, w.ref, w.amount, w.before, w.after, w.handle, w.hash, w.hasGDPR)
+		}
+		if len(w.seq) > 0 {
+			wb.Queue(`INSERT INTO entry_ids (entry_id, num, topic, seq) SELECT e, $1, t, s FROM unnest($2::text[], $3::smallint[], $4::bigint[]) x(e, t, s)`,
+				num, w.entryID, w.topic, w.seq)
 		}
 		if len(w.gSeq) > 0 {
 			wb.Queue(`INSERT INTO gdpr (num, topic, seq, sealed) SELECT $1, * FROM unnest($2::smallint[], $3::bigint[], $4::bytea[])`,
@@ -487,6 +520,25 @@ func (w *rows) add(num int32, tc int16, e *ledger.Entry, g ledger.GDPR) error {
 		w.dLast = append(w.dLast, int64(e.Sequence))
 	}
 	return nil
+}
+
+// copyRows is the group size from which new entries are COPYed rather than
+// INSERTed from arrays.
+const copyRows = 64
+
+var entryColNames = []string{"num", "topic", "seq", "entry_id", "psp_reference", "time_us", "ledger_date", "entry_type",
+	"reference", "amount", "balance_before", "balance_after", "recipient_handle", "hash", "has_gdpr"}
+
+func (w *rows) copySource(num int32) pgx.CopyFromSource {
+	i := -1
+	return pgx.CopyFromFunc(func() ([]any, error) {
+		i++
+		if i >= len(w.seq) {
+			return nil, nil
+		}
+		return []any{num, w.topic[i], w.seq[i], w.entryID[i], w.psp[i], w.timeUS[i], w.date[i], w.etype[i],
+			w.ref[i], w.amount[i], w.before[i], w.after[i], w.handle[i], w.hash[i], w.hasGDPR[i]}, nil
+	})
 }
 
 // dateCache remembers the bounds of the last date computed.

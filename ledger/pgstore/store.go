@@ -70,6 +70,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
+	// Plan each statement for its arguments: a cached generic plan does not
+	// know that an array holds 1000 entry ids or that a ledger's log is
+	// long, and picks scans of the whole log.
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}

@@ -42,13 +42,24 @@ CREATE TABLE entries (
 	recipient_handle text,
 	hash             bytea NOT NULL,
 	has_gdpr         boolean NOT NULL,
-	PRIMARY KEY (num, topic, seq),
-	-- Idempotent ingest: an entryId is stored once per ledger and topic.
-	UNIQUE (num, topic, entry_id)
+	PRIMARY KEY (num, topic, seq)
 );
 CREATE INDEX entries_reference ON entries (num, topic, reference, seq) WHERE reference <> '';
 CREATE INDEX entries_psp_reference ON entries (num, topic, psp_reference, seq);
 CREATE INDEX entries_time ON entries (num, topic, time_us, seq);
+
+-- Idempotent ingest: an entryId is stored once per ledger and topic. A
+-- table of its own whose one index leads with entry_id, so that the
+-- duplicate check of a batch ("entry_id = ANY(ids)") can only probe it,
+-- whatever the planner's statistics say (an index leading with num, topic
+-- would tempt it to scan a whole log).
+CREATE TABLE entry_ids (
+	entry_id text COLLATE "C" NOT NULL,
+	num      integer NOT NULL,
+	topic    smallint NOT NULL,
+	seq      bigint NOT NULL,
+	PRIMARY KEY (entry_id, num, topic)
+);
 
 -- First and last sequence of each ledger date in each topic log.
 CREATE TABLE dates (
