@@ -589,3 +589,38 @@ func TestSync_ThroughFlakyAndLyingProxies(t *testing.T) {
 	}
 	t.Logf("caught: %v", err)
 }
+
+// A date file removed behind sync's back is an error naming it, not a file
+// that silently lacks its first rows; without the state, sync starts afresh
+// and leaves the files it finds as they are.
+func TestSync_MissingFileAndLostState(t *testing.T) {
+	dir := t.TempDir()
+	ids := []string{"302321", "302399"}
+	secret := syncSeed(t, dir, ids, 2, 8)
+	s := startServe(t, dir, "--token-rate-limit=-1", "--admin-secret", syncAdminSecret)
+	_, adminTok := postToken(t, s.httpAddr, "admin", syncAdminSecret)
+	out := filepath.Join(t.TempDir(), "mirror")
+	args := []string{"sync", "--once", "--url", "http://" + s.httpAddr, "--client-id", "partner", "--client-secret", secret, "--dir", out}
+	if _, stderr, err := runCmd(t, args...); err != nil {
+		t.Fatalf("sync: %v\n%s", err, stderr)
+	}
+	today := time.Now().In(mustZone(t, "Europe/Oslo")).Format("2006-01-02")
+	open := filepath.Join(out, "302321", "funds", today+".csv")
+	if err := os.Remove(open); err != nil {
+		t.Fatal(err)
+	}
+	appendLive(t, s.httpAddr, adminTok, "302321", "more", 3, false)
+	_, _, err := runCmd(t, args...)
+	if err == nil || !strings.Contains(err.Error(), open) || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("sync with the open date's file removed: %v, want an error naming it", err)
+	}
+	// State lost: everything is read again, nothing written twice.
+	if err := os.RemoveAll(filepath.Join(out, ".sync")); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := runCmd(t, args...); err != nil {
+		t.Fatalf("sync without state: %v\n%s", err, stderr)
+	}
+	c, _ := client.New(client.Config{BaseURL: "http://" + s.httpAddr, ClientID: "partner", ClientSecret: secret})
+	checkMirror(t, c, out, ids[:1])
+}

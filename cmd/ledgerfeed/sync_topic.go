@@ -117,8 +117,11 @@ func (ts *topicSync) add(p *client.FeedPage) error {
 		if seq <= f.onDisk {
 			continue
 		}
-		if f.last != 0 && seq != f.last+1 || f.last == 0 && f.onDisk != 0 && seq != f.onDisk+1 {
+		switch {
+		case f.last != 0 && seq != f.last+1, f.last == 0 && f.onDisk != 0 && seq != f.onDisk+1:
 			return fmt.Errorf("%s: sequence %d after %d: a gap (was the file edited?)", f.path, seq, max(f.last, f.onDisk))
+		case f.last == 0 && f.onDisk == 0 && seq != ts.st.Dates[len(ts.st.Dates)-1].FirstSequence:
+			return fmt.Errorf("%s: missing, but rows up to sequence %d of its date were written (remove %s to sync afresh)", f.path, seq-1, statePath(ts.s.dir))
 		}
 		f.csv.Write(entryRow(seq, e))
 		f.last = seq
