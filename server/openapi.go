@@ -360,6 +360,31 @@ func addPlainHTTP(doc *openapi3.T) {
 			openapi3.WithStatus(410, jsonAnswer("Gone (application/problem+json).", mediaProblem, problemRef)),
 		),
 	}})
+	binary := func(desc string) *openapi3.ResponseRef {
+		r := openapi3.NewResponse().WithDescription(desc)
+		r.Content = openapi3.Content{}
+		for _, mt := range []string{"text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"} {
+			r.Content[mt] = openapi3.NewMediaType().WithSchema(openapi3.NewStringSchema().WithFormat("binary"))
+		}
+		return &openapi3.ResponseRef{Value: r}
+	}
+	doc.Paths.Set(downloadPath+"{token}", &openapi3.PathItem{Get: &openapi3.Operation{
+		OperationID: "DownloadReportFile",
+		Tags:        tag,
+		Summary: "Downloads a finished report file: the URL of its downloadAction. Needs the bearer token " +
+			"of the client that requested the file; the link expires (default 15 minutes). HTTP range " +
+			"requests are served. Rate-limited per client (default 25 per hour); every attempt is audit-logged.",
+		Parameters: openapi3.Parameters{{Value: openapi3.NewPathParameter("token").
+			WithDescription("The random download token of the link (not the file id).").
+			WithSchema(openapi3.NewStringSchema())}},
+		Responses: openapi3.NewResponses(
+			openapi3.WithStatus(200, binary("The file, with Content-Disposition naming it.")),
+			openapi3.WithStatus(206, binary("The requested byte range.")),
+			openapi3.WithStatus(401, jsonAnswer("No valid bearer token (application/problem+json).", mediaProblem, problemRef)),
+			openapi3.WithStatus(404, jsonAnswer("Unknown, expired or another client's link (application/problem+json).", mediaProblem, problemRef)),
+			openapi3.WithStatus(429, jsonAnswer("Download limit reached; see Retry-After (application/problem+json).", mediaProblem, problemRef)),
+		),
+	}})
 	doc.Paths.Set("/.well-known/jwks.json", &openapi3.PathItem{Get: &openapi3.Operation{
 		OperationID: "JWKS",
 		Tags:        tag,
