@@ -165,3 +165,24 @@ if [[ "${BENCH_FILES:-1}" != 0 ]]; then
 	go test -run '^$' -bench '^BenchmarkReport(CSV|XLSX)$' -benchtime=1x -count="${BENCH_FILES_COUNT:-3}" -timeout 0 ./report | tee "$out/files.txt"
 	echo "goals: CSV >= 500000 rows/s, XLSX >= 100000 rows/s; peak memory the same at 100 k and 1 M rows"
 fi
+
+# ---------------------------------------------------------------------------
+# PostgreSQL store (ledger/pgstore/bench_test.go): ingest at batch 1000 and
+# with 64 single-entry callers, and 1000-entry pages, as ratios against a
+# plain pgx reference on the same private server (internal/pgtest) in the
+# same run, the bbolt store's figures beside. BENCH_PG=0 skips them;
+# BENCH_PG_COUNT sets their runs (default 3). Without PostgreSQL (and not
+# root to install it) the benchmarks skip themselves and say how to enable.
+if [[ "${BENCH_PG:-1}" != 0 ]]; then
+	pcount="${BENCH_PG_COUNT:-3}"
+	echo
+	echo "=== postgres store: store ÷ plain pgx reference, same server, interleaved ==="
+	go test -run '^$' -bench '^BenchmarkPG(Ingest|FeedPage)$' -benchtime=1x -count="$pcount" -timeout 0 ./ledger/pgstore | tee "$out/pg.txt"
+	if grep -q '^BenchmarkPG' "$out/pg.txt"; then
+		"$benchstat" -filter '.unit:(ratio_median OR store_entries/s OR ref_entries/s OR bolt_entries/s OR store_pages/s OR ref_pages/s OR bolt_pages/s)' "$out/pg.txt" |
+			tee "$out/pg-benchstat.txt"
+		echo "goals: ingest ratio >= 0.5 (batch=1000 and callers=64)"
+	else
+		echo "bench: PostgreSQL benchmarks skipped (see above)"
+	fi
+fi

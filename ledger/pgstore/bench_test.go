@@ -14,8 +14,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -246,6 +244,107 @@ func benchPGIngest(b *testing.B, n, callers int) {
 	b.ReportMetric(reference.Quantile(storeRates, 0.5), "store_entries/s")
 	b.ReportMetric(reference.Quantile(refRates, 0.5), "ref_entries/s")
 	b.ReportMetric(reference.Quantile(boltRates, 0.5), "bolt_entries/s")
-	_ = slices.Max[[]float64]
-	_ = filepath.Join
+}
+
+// BenchmarkPGFeedPage: reading 1000-entry pages (Entries, no GDPR fields)
+// from a 20,000-entry log, as a ratio of pages/s to a plain pgx reference
+// that selects the same 1000 rows of the same columns by primary key range
+// and scans them into structs; the bbolt store's pages/s beside them.
+func BenchmarkPGFeedPage(b *testing.B) {
+	cfg := reference.LoadConfig(b)
+	ctx := context.Background()
+	dsn := pgtest.Start(b)
+	s := openPG(b, dsn, Options{})
+	bolt := openBolt(b, ledger.Options{})
+	ref := openRef(b, dsn, 2)
+	gen := newBenchGen(3)
+	const total, page = 20_000, 1000
+	for _, st := range []interface {
+		PutLedger(context.Context, ledger.Ledger) (ledger.Ledger, bool, error)
+	}{s, bolt} {
+		if _, _, err := st.PutLedger(ctx, benchLedgerDef()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for done := 0; done < total; done += page {
+		in := gen.batch(page)
+		if _, err := s.Append(ctx, benchLedger, ledger.TopicFunds, in); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := bolt.Append(ctx, benchLedger, ledger.TopicFunds, in); err != nil {
+			b.Fatal(err)
+		}
+		if err := ref.batch(ctx, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := s.Pool().Exec(ctx, "ANALYZE"); err != nil {
+		b.Fatal(err)
+	}
+	type refEntry struct {
+		seq, timeUS, amount, before, after int64
+		date                               int32
+		id, psp, typ, ref                  string
+		handle                             *string
+		hash                               []byte
+	}
+	refPage := func(from int64) error {
+		rows, err := ref.pool.Query(ctx, `SELECT seq, entry_id, psp_reference, time_us, ledger_date, entry_type, reference,
+			amount, balance_before, balance_after, recipient_handle, hash FROM ref_entries WHERE seq >= $1 ORDER BY seq LIMIT $2`, from, page)
+		if err != nil {
+			return err
+		}
+		out := make([]refEntry, 0, page)
+		for rows.Next() {
+			var e refEntry
+			if err := rows.Scan(&e.seq, &e.id, &e.psp, &e.timeUS, &e.date, &e.typ, &e.ref, &e.amount, &e.before, &e.after, &e.handle, &e.hash); err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		if len(out) != page {
+			return fmt.Errorf("reference page of %d", len(out))
+		}
+		return rows.Err()
+	}
+	storePage := func(st interface {
+		Entries(string, ledger.Topic, uint64, int, ledger.ReadOptions) ([]ledger.Entry, error)
+	}) func(int64) error {
+		return func(from int64) error {
+			es, err := st.Entries(benchLedger, ledger.TopicFunds, uint64(from), page, ledger.ReadOptions{})
+			if err == nil && len(es) != page {
+				err = fmt.Errorf("page of %d", len(es))
+			}
+			return err
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	chunk := func(read func(int64) error) float64 {
+		var n int
+		start := time.Now()
+		for time.Since(start) < cfg.Chunk {
+			if err := read(1 + rng.Int64N(total-page)); err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		return float64(n) / time.Since(start).Seconds()
+	}
+	var ratios, storeRates, refRates, boltRates []float64
+	b.ResetTimer()
+	for i := 0; i <= cfg.Pairs; i++ {
+		r := chunk(refPage)
+		st := chunk(storePage(s))
+		bt := chunk(storePage(bolt))
+		if i == 0 {
+			continue
+		}
+		ratios = append(ratios, st/r)
+		storeRates, refRates, boltRates = append(storeRates, st), append(refRates, r), append(boltRates, bt)
+	}
+	b.StopTimer()
+	reference.ReportRatios(b, ratios)
+	b.ReportMetric(reference.Quantile(storeRates, 0.5), "store_pages/s")
+	b.ReportMetric(reference.Quantile(refRates, 0.5), "ref_pages/s")
+	b.ReportMetric(reference.Quantile(boltRates, 0.5), "bolt_pages/s")
 }
