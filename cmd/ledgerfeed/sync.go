@@ -105,6 +105,11 @@ func runSync(ctx context.Context, _ config, args []string, stdout, stderr io.Wri
 	if err := mkdirDurable(sc.dir); err != nil {
 		return err
 	}
+	unlock, err := lockSyncDir(sc.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := removeTemps(sc.dir); err != nil {
 		return err
 	}
@@ -112,8 +117,8 @@ func runSync(ctx context.Context, _ config, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	s := &syncer{c: c, v: c.NewVerifier(), cfg: sc, dir: sc.dir, pageSize: sc.pageSize, gdpr: sc.gdpr, wait: sc.wait,
-		out: &lockedWriter{w: stderr}, state: st, vmu: map[string]*sync.Mutex{}, noSeals: map[string]bool{}}
+	s := &syncer{c: c, v: c.NewVerifier(), cfg: sc, out: &lockedWriter{w: stderr}, state: st,
+		vmu: map[string]*sync.Mutex{}, noSeals: map[string]bool{}}
 	if sc.once {
 		return s.runOnce(ctx)
 	}
@@ -131,14 +136,10 @@ func firstNonEmpty(s ...string) string {
 
 // syncer is one sync run.
 type syncer struct {
-	c        *client.Client
-	v        *client.Verifier
-	cfg      syncConfig
-	dir      string
-	pageSize int
-	gdpr     bool
-	wait     time.Duration
-	out      *lockedWriter
+	c   *client.Client
+	v   *client.Verifier
+	cfg syncConfig
+	out *lockedWriter
 
 	mu    sync.Mutex // guards state and its file
 	state *syncState
@@ -208,7 +209,7 @@ func (s *syncer) commit(ctx context.Context, ts *topicSync, written int) error {
 	cp := ts.st.clone()
 	cp.Verified = old.Verified // the seal check's, not the worker's copy
 	l.Topics[ts.topic] = cp
-	err := saveState(s.dir, s.state)
+	err := saveState(s.cfg.dir, s.state)
 	s.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("save state: %w", err)
@@ -252,7 +253,7 @@ func (s *syncer) runOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.out.printf("%d ledgers to sync into %s", len(ids), s.dir)
+	s.out.printf("%d ledgers to sync into %s", len(ids), s.cfg.dir)
 	sem := make(chan struct{}, s.cfg.parallel)
 	var wg sync.WaitGroup
 	for _, id := range ids {

@@ -158,7 +158,7 @@ func (s *syncer) commitSealed(id string, sealed *client.Sealed, cur map[string]c
 		ts.Verified.Sequence, ts.Verified.Balance, ts.Verified.Digest = c.LastSequence, c.ClosingBalance, c.Digest
 		ts.Dates = slices.DeleteFunc(ts.Dates, func(d dateSum) bool { return d.Date <= sealed.LedgerDate })
 	}
-	if err := saveState(s.dir, s.state); err != nil {
+	if err := saveState(s.cfg.dir, s.state); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
 	return nil

@@ -510,6 +510,11 @@ func TestSync_FollowsUntilInterrupted(t *testing.T) {
 		return err == nil && st.Ledgers["302321"] != nil && st.Ledgers["302321"].Sealed != nil &&
 			st.Ledgers["302321"].Sealed.LedgerDate == time.Now().In(mustZone(t, "Europe/Oslo")).Format("2006-01-02")
 	})
+	// A second sync on the same directory fails at once.
+	if _, _, err := runCmd(t, "sync", "--once", "--url", "http://"+s.httpAddr, "--client-id", "partner", "--client-secret", secret,
+		"--dir", out); err == nil || !strings.Contains(err.Error(), "another ledgerfeed sync") {
+		t.Errorf("second sync on the same directory: %v", err)
+	}
 	cancel()
 	select {
 	case err := <-done:

@@ -42,7 +42,7 @@ type dateFile struct {
 	rows   int   // rows in buf
 }
 
-func (ts *topicSync) dir() string { return filepath.Join(ts.s.dir, ts.id, ts.topic) }
+func (ts *topicSync) dir() string { return filepath.Join(ts.s.cfg.dir, ts.id, ts.topic) }
 
 // run follows the feed from the committed cursor until the end of the log
 // (once) or until ctx ends, writing rows and committing state at each flush.
@@ -57,7 +57,7 @@ func (ts *topicSync) run(ctx context.Context, once bool) error {
 	pages := make(chan fetched, 4)
 	go func() {
 		defer close(pages)
-		req := client.FeedRequest{LedgerID: ts.id, Topic: ts.topic, Cursor: ts.st.Cursor, PageSize: ts.s.pageSize, GDPR: ts.s.gdpr}
+		req := client.FeedRequest{LedgerID: ts.id, Topic: ts.topic, Cursor: ts.st.Cursor, PageSize: ts.s.cfg.pageSize, GDPR: ts.s.cfg.gdpr}
 		for {
 			p, err := ts.s.c.GetFeed(ctx, req)
 			select {
@@ -73,7 +73,7 @@ func (ts *topicSync) run(ctx context.Context, once bool) error {
 			}
 			req.Wait = 0
 			if p.TryLater {
-				req.Wait = ts.s.wait
+				req.Wait = ts.s.cfg.wait
 			}
 		}
 	}()
@@ -121,7 +121,7 @@ func (ts *topicSync) add(p *client.FeedPage) error {
 		case f.last != 0 && seq != f.last+1, f.last == 0 && f.onDisk != 0 && seq != f.onDisk+1:
 			return fmt.Errorf("%s: sequence %d after %d: a gap (was the file edited?)", f.path, seq, max(f.last, f.onDisk))
 		case f.last == 0 && f.onDisk == 0 && seq != ts.st.Dates[len(ts.st.Dates)-1].FirstSequence:
-			return fmt.Errorf("%s: missing, but rows up to sequence %d of its date were written (remove %s to sync afresh)", f.path, seq-1, statePath(ts.s.dir))
+			return fmt.Errorf("%s: missing, but rows up to sequence %d of its date were written (remove %s to sync afresh)", f.path, seq-1, statePath(ts.s.cfg.dir))
 		}
 		f.csv.Write(entryRow(seq, e))
 		f.last = seq
