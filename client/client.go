@@ -219,7 +219,7 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, au
 
 // backoff is the full-jitter wait before retry attempt+1.
 func (c *Client) backoff(attempt int) time.Duration {
-	d := c.cfg.MinBackoff << min(attempt, 30)
+	d := c.cfg.MinBackoff << min(max(attempt, 0), 30)
 	if d <= 0 || d > c.cfg.MaxBackoff {
 		d = c.cfg.MaxBackoff
 	}

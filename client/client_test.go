@@ -3,11 +3,15 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"reflect"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -378,5 +382,109 @@ func TestClient_WaitsRetryAfter(t *testing.T) {
 	}
 	if after := time.Unix(0, retried.Load()).Sub(start); n.Load() != 2 || after < time.Second {
 		t.Errorf("%d feed requests, retried after %s; want 2, the second after at least 1s", n.Load(), after)
+	}
+}
+
+// tcpProxy forwards connections to target until cut closes every one of
+// them; new connections are forwarded again.
+type tcpProxy struct {
+	ln       net.Listener
+	accepted atomic.Int64
+	mu       sync.Mutex
+	conns    []net.Conn
+}
+
+func newTCPProxy(t *testing.T, target string) *tcpProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{ln: ln}
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.accepted.Add(1)
+			b, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, b)
+			p.mu.Unlock()
+			go func() { io.Copy(b, c); b.Close() }()
+			go func() { io.Copy(c, b); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *tcpProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// SubscribeFeed survives its connection being cut: it reconnects and
+// resumes from the last page's cursor, every entry once, in order.
+func TestClient_SubscribeFeedResumesAfterTheConnectionIsCut(t *testing.T) {
+	e := newEnv(t, "302321")
+	e.ledger(t, "302321", 1, 10)
+	proxy := newTCPProxy(t, e.grpcAddr)
+	conn, err := grpc.NewClient(proxy.ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := e.client(t, e.base)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h := "NO:123455"
+	post := func(tag string, n int) {
+		var in []ledger.EntryInput
+		for i := range n {
+			in = append(in, ledger.EntryInput{EntryID: tag + strconv.Itoa(i), PSPReference: tag + strconv.Itoa(i), Time: time.Now(),
+				EntryType: "capture", Amount: int64(1 + i), RecipientHandle: &h})
+		}
+		if _, err := e.st.Append(context.Background(), "302321", ledger.TopicFunds, in); err != nil {
+			t.Error(err)
+		}
+	}
+	var got []client.Entry
+	cuts := 0
+	for p, err := range c.SubscribeFeed(ctx, conn, client.FeedRequest{LedgerID: "302321", Topic: "funds", PageSize: 4}) {
+		if err != nil {
+			t.Fatalf("after %d entries: %v", len(got), err)
+		}
+		got = append(got, p.Items...)
+		if p.TryLater && cuts < 3 {
+			cuts++
+			proxy.cut()
+			post(fmt.Sprintf("cut%d-", cuts), 5)
+		}
+		if len(got) >= 25 {
+			break
+		}
+	}
+	if len(got) != 25 {
+		t.Fatalf("%d entries, want 25", len(got))
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].BalanceBefore != got[i-1].BalanceAfter {
+			t.Fatalf("entry %d (%s) does not follow entry %d (%s): a gap or a repeat", i, got[i].PSPReference, i-1, got[i-1].PSPReference)
+		}
+	}
+	if got[24].PSPReference != "cut3-4" {
+		t.Errorf("last entry %s, want cut3-4", got[24].PSPReference)
+	}
+	if n := proxy.accepted.Load(); n < 4 {
+		t.Errorf("%d connections, want at least 4 (one, and one after each cut)", n)
 	}
 }

@@ -53,7 +53,8 @@ func (c *Client) SubscribeFeed(ctx context.Context, conn grpc.ClientConnInterfac
 				yield(nil, err)
 				return
 			}
-			t := time.NewTimer(c.backoff(failures - 1))
+			// failures is 0 when the stream broke after delivering something.
+			t := time.NewTimer(c.backoff(max(failures-1, 0)))
 			select {
 			case <-ctx.Done():
 				t.Stop()
