@@ -193,7 +193,8 @@ func (s *syncer) ledgerIDs(ctx context.Context) ([]string, error) {
 func (s *syncer) topic(id, topic string) *topicSync {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return &topicSync{s: s, id: id, topic: topic, st: s.state.ledger(id).Topics[topic].clone()}
+	st := s.state.ledger(id).Topics[topic].clone()
+	return &topicSync{s: s, id: id, topic: topic, st: st, committed: st.Cursor}
 }
 
 // commit makes ts's working state the committed one and saves the state

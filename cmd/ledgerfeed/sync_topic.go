@@ -28,8 +28,9 @@ type topicSync struct {
 	id, topic string
 	st        *topicState // working state, ahead of the committed one until flush
 	files     map[string]*dateFile
-	buffered  int   // rows waiting in files
-	written   int64 // entries written by this run
+	buffered  int    // rows waiting in files
+	written   int64  // entries written by this run
+	committed string // the cursor last committed
 }
 
 // dateFile is one date's CSV file: what is on disk and what waits.
@@ -268,5 +269,12 @@ func (ts *topicSync) flush(ctx context.Context) error {
 	}
 	ts.buffered = 0
 	ts.written += int64(written)
-	return ts.s.commit(ctx, ts, written)
+	if ts.st.Cursor == ts.committed {
+		return nil // nothing new: the state file stays as it is
+	}
+	if err := ts.s.commit(ctx, ts, written); err != nil {
+		return err
+	}
+	ts.committed = ts.st.Cursor
+	return nil
 }
