@@ -8,6 +8,9 @@ import (
 	"os"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/ledgerfeed/ledgerfeed/auth"
 	"github.com/ledgerfeed/ledgerfeed/client"
 	"github.com/ledgerfeed/ledgerfeed/ledger"
@@ -20,6 +23,12 @@ import (
 // "acme-accounting" that may read it. It returns the REST base URL, the
 // client's secret and a function that stops everything.
 func exampleServer() (baseURL, secret string, stop func()) {
+	baseURL, _, secret, stop = exampleServers()
+	return baseURL, secret, stop
+}
+
+// exampleServers is exampleServer that also returns the gRPC address.
+func exampleServers() (baseURL, grpcAddr, secret string, stop func()) {
 	dir, err := os.MkdirTemp("", "ledgerfeed-example-")
 	if err != nil {
 		log.Fatal(err)
@@ -73,7 +82,7 @@ func exampleServer() (baseURL, secret string, stop func()) {
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { srv.Serve(sctx); close(done) }()
-	return "http://" + srv.HTTPAddr().String(), secret, func() {
+	return "http://" + srv.HTTPAddr().String(), srv.GRPCAddr().String(), secret, func() {
 		cancel()
 		<-done
 		a.Close()
@@ -191,4 +200,36 @@ func ExampleVerifier_VerifyDate() {
 	// Output:
 	// 2026-03-02 verified: funds closing balance 59900
 	// 2026-03-03 open
+}
+
+// Follow a feed over gRPC: the server pushes each page as entries are
+// appended; a broken stream is resumed from the last page's cursor.
+func ExampleClient_SubscribeFeed() {
+	baseURL, grpcAddr, secret, stop := exampleServers()
+	defer stop()
+
+	c, err := client.New(client.Config{BaseURL: baseURL, ClientID: "acme-accounting", ClientSecret: secret})
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials())) // TLS in production
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for page, err := range c.SubscribeFeed(ctx, conn, client.FeedRequest{LedgerID: "302321", Topic: "fees"}) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, e := range page.Items {
+			fmt.Println(e.LedgerDate, e.EntryType, e.Amount)
+		}
+		if page.TryLater {
+			break // caught up; keep ranging to get entries as they come
+		}
+	}
+	// Output:
+	// 2026-03-02 capture-fee -873
 }

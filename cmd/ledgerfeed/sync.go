@@ -71,7 +71,7 @@ func runSync(ctx context.Context, _ config, args []string, stdout, stderr io.Wri
 	})
 	fs.BoolVar(&sc.gdpr, "gdpr", false, "include the GDPR-sensitive fields (needs the client's consent on every ledger synced)")
 	fs.IntVar(&sc.pageSize, "page-size", sc.pageSize, "entries per feed request, 1–1000")
-	fs.IntVar(&sc.parallel, "parallel", sc.parallel, "ledgers synced at once")
+	fs.IntVar(&sc.parallel, "parallel", sc.parallel, "with --once: ledgers synced at once (when following, every ledger has its own long polls)")
 	fs.IntVar(&sc.flushRows, "flush-rows", sc.flushRows, "rows a feed buffers before writing them (they are also written at the end of the log)")
 	fs.DurationVar(&sc.wait, "wait", sc.wait, "long poll: how long the server may hold a feed request at the end of the log (at most 60s)")
 	fs.DurationVar(&sc.refresh, "refresh", sc.refresh, "how often to re-read the ledger list and check newly closed dates when following")
