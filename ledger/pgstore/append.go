@@ -376,7 +376,35 @@ func (s *Store) tryCommit(ledgerID string, reqs []*appendReq) error {
 		return err
 	}
 	s.wakeLocal(touched)
+	n := 0
+	for _, r := range reqs {
+		n += r.res.Appended
+	}
+	s.countAppended(n)
 	return nil
+}
+
+// countAppended triggers an ANALYZE of the store's tables when the entries
+// this Store appended since Open cross 1000, 10,000, 100,000 … (counted in
+// requests' entries). The planner needs statistics that say a log is long
+// and references are selective, or it scans whole logs; autovacuum gathers
+// them too, but only a minute or more later and after 10% growth, so a
+// fresh database being filled would run without them.
+func (s *Store) countAppended(n int) {
+	total := s.appended.Add(int64(n))
+	next := s.analyzeAt.Load()
+	if total < next || !s.Ready() || !s.analyzeAt.CompareAndSwap(next, next*10) {
+		return
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := s.pool.Exec(ctx, "ANALYZE ledgers, heads, entries, entry_ids, dates, gdpr, gdpr_keys"); err != nil && s.Ready() {
+			s.log.Warn("postgres store: analyze", "err", err)
+		}
+	}()
 }
 
 func topicOfCode(t int16) ledger.Topic {

@@ -108,58 +108,66 @@ func (s *Store) Entries(ledgerID string, topic ledger.Topic, from uint64, limit 
 	if limit <= 0 {
 		limit = 0
 	}
+	num, currency, err := s.fixedLedger(ledgerID)
+	if err != nil || num == 0 {
+		return nil, err // not found, or no entries yet
+	}
 	gdprCols, gdprJoin := "", ""
 	if opt.GDPR {
 		gdprCols = ", g.sealed, k.key"
 		gdprJoin = ` LEFT JOIN gdpr g ON g.num = e.num AND g.topic = e.topic AND g.seq = e.seq
 			LEFT JOIN gdpr_keys k ON k.num = e.num AND k.topic = e.topic AND k.seq = e.seq`
 	}
-	// One statement, one snapshot: the ledger row (its existence, currency)
-	// and the page. A ledger without entries from `from` on gives one row of
-	// NULLs.
-	rows, err := s.pool.Query(context.Background(), `SELECT l.num, l.currency, `+entryCols+gdprCols+`
-		FROM ledgers l LEFT JOIN LATERAL (
-			SELECT * FROM entries WHERE num = l.num AND topic = $2 AND seq >= $3 ORDER BY seq LIMIT $4
-		) e ON true`+gdprJoin+` WHERE l.id = $1 ORDER BY e.seq`,
-		ledgerID, topicCode(topic), int64(max(from, 1)), limit)
+	rows, err := s.pool.Query(context.Background(), `SELECT `+entryCols+gdprCols+` FROM entries e`+gdprJoin+`
+		WHERE e.num = $1 AND e.topic = $2 AND e.seq >= $3 ORDER BY e.seq LIMIT $4`,
+		num, topicCode(topic), int64(max(from, 1)), limit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []ledger.Entry
-	found := false
 	for rows.Next() {
-		found = true
-		var (
-			num      int32
-			currency string
-		)
-		if rows.RawValues()[2] == nil { // the NULL row: no entries from `from` on
-			break
-		}
 		if out == nil {
 			out = make([]ledger.Entry, 0, limit)
 		}
-		out = append(out, ledger.Entry{LedgerID: ledgerID, Topic: topic})
+		out = append(out, ledger.Entry{LedgerID: ledgerID, Topic: topic, Currency: currency})
 		e := &out[len(out)-1]
-		sealed, key, err := scanEntry(prefixRow{rows, []any{&num, &currency}}, e, opt.GDPR)
+		sealed, key, err := scanEntry(rows, e, opt.GDPR)
 		if err != nil {
 			return nil, err
 		}
-		e.Currency = currency
 		if opt.GDPR {
 			if e.GDPR, err = openEntryGDPR(e, num, sealed, key); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
+	return out, rows.Err()
+}
+
+// fixedLedger returns a ledger's internal number and currency once it has
+// entries (both are fixed from then on, and remembered); num is 0 for a
+// ledger without entries, and the error ErrNotFound for no ledger.
+func (s *Store) fixedLedger(id string) (num int32, currency string, err error) {
+	if v, ok := s.fixed.Load(id); ok {
+		f := v.(fixedLedger)
+		return f.num, f.currency, nil
 	}
-	if !found {
-		return nil, notFound(ledgerID)
+	var has bool
+	err = s.pool.QueryRow(context.Background(), "SELECT num, currency, has_entries FROM ledgers WHERE id = $1", id).Scan(&num, &currency, &has)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, "", notFound(id)
 	}
-	return out, nil
+	if err != nil || !has {
+		return 0, "", err
+	}
+	s.fixed.Store(id, fixedLedger{num, currency})
+	return num, currency, nil
+}
+
+type fixedLedger struct {
+	num      int32
+	currency string
 }
 
 // prefixRow scans into extra destinations first, then the caller's.

@@ -42,7 +42,10 @@ type Store struct {
 	log   *slog.Logger
 	poll  time.Duration
 
-	groups    sync.Map // ledger id → *group: appends waiting to be committed together
+	groups    sync.Map     // ledger id → *group: appends waiting to be committed together
+	fixed     sync.Map     // ledger id → fixedLedger, once the ledger has entries
+	appended  atomic.Int64 // append requests' entries committed since Open
+	analyzeAt atomic.Int64 // ANALYZE when appended reaches this
 	watch     notifier
 	ready     atomic.Bool
 	stop      context.CancelFunc
@@ -70,10 +73,6 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
-	// Plan each statement for its arguments: a cached generic plan does not
-	// know that an array holds 1000 entry ids or that a ledger's log is
-	// long, and picks scans of the whole log.
-	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
@@ -86,6 +85,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{pool: pool, dsn: dsn, now: opts.Now, grace: opts.Grace, log: opts.Logger, poll: opts.Poll}
+	s.analyzeAt.Store(1000)
 	lctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	listening := make(chan struct{})
