@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc"
 )
 
 // Config says where the server is and who the caller is. BaseURL, ClientID
@@ -45,6 +47,13 @@ type Config struct {
 
 	// UserAgent is sent with every request (default "ledgerfeed-go-client").
 	UserAgent string
+
+	// FeedConn, when set, is a gRPC connection to the same server's gRPC
+	// port: GetFeed (and so Feed, FeedFrom and FeedPages) then reads pages
+	// with ReportService.GetFeed, same pages, same retries, same errors, at
+	// a fraction of the decoding cost of JSON. Tokens still come from
+	// BaseURL.
+	FeedConn grpc.ClientConnInterface
 }
 
 // Client talks to one ledgerfeed server as one API client. It is safe for

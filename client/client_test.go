@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -486,5 +487,41 @@ func TestClient_SubscribeFeedResumesAfterTheConnectionIsCut(t *testing.T) {
 	}
 	if n := proxy.accepted.Load(); n < 4 {
 		t.Errorf("%d connections, want at least 4 (one, and one after each cut)", n)
+	}
+}
+
+// With FeedConn the feed is read over gRPC: the same entries as over REST,
+// and the same errors.
+func TestClient_FeedOverGRPC(t *testing.T) {
+	e := newEnv(t, "302321")
+	e.ledger(t, "302321", 3, 25)
+	e.ledger(t, "302399", 1, 3)
+	conn, err := grpc.NewClient(e.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	g, err := client.New(client.Config{BaseURL: e.base, ClientID: "partner", ClientSecret: e.secret, FeedConn: conn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, viaREST, _, _ := walkAll(t, e.client(t, e.base), 11)
+	_, viaGRPC, _, _ := walkAll(t, g, 11)
+	if len(viaGRPC) != 2 || len(viaGRPC["302321/funds"]) != 75 {
+		t.Fatalf("over gRPC: %d feeds, %d funds entries", len(viaGRPC), len(viaGRPC["302321/funds"]))
+	}
+	for k, want := range viaREST {
+		if !reflect.DeepEqual(viaGRPC[k], want) {
+			t.Errorf("%s: gRPC and REST differ", k)
+		}
+	}
+	_, err = g.GetFeed(context.Background(), client.FeedRequest{LedgerID: "302399", Topic: "funds"})
+	if !client.IsNotFound(err) {
+		t.Errorf("ungranted ledger over gRPC: %v, want 404", err)
+	}
+	_, err = g.GetFeed(context.Background(), client.FeedRequest{LedgerID: "302321", Topic: "funds", Cursor: "garbage"})
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Status != 400 || !strings.Contains(ae.Detail, "cursor") {
+		t.Errorf("bad cursor over gRPC: %v, want 400 naming the cursor", err)
 	}
 }

@@ -122,8 +122,11 @@ type FeedRequest struct {
 	Follow bool
 }
 
-// GetFeed fetches one feed page.
+// GetFeed fetches one feed page (over gRPC when Config.FeedConn is set).
 func (c *Client) GetFeed(ctx context.Context, r FeedRequest) (*FeedPage, error) {
+	if c.cfg.FeedConn != nil {
+		return c.getFeedGRPC(ctx, c.cfg.FeedConn, r)
+	}
 	q := url.Values{}
 	if r.Cursor != "" {
 		q.Set("cursor", r.Cursor)

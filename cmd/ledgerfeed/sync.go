@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/ledgerfeed/ledgerfeed/client"
 )
@@ -36,6 +41,8 @@ environment (LEDGERFEED_CLIENT_SECRET): flags show in ps.`
 // syncConfig is what the sync command is given.
 type syncConfig struct {
 	url, clientID, secret string
+	grpcAddr              string
+	grpcTLS               bool
 	dir                   string
 	once, gdpr            bool
 	ledgers               []string
@@ -54,6 +61,8 @@ func runSync(ctx context.Context, _ config, args []string, stdout, stderr io.Wri
 	}
 	fs := newFlagSet("sync", "--client-id ID [flags]", syncAbout, stderr)
 	fs.StringVar(&sc.url, "url", sc.url, "`URL` of the ledgerfeed REST API (env LEDGERFEED_URL or LEDGERFEED_SERVER)")
+	fs.StringVar(&sc.grpcAddr, "grpc", "", "`HOST:PORT` of the server's gRPC port: read the feeds over gRPC, several times cheaper to decode than JSON (tokens still come from --url)")
+	fs.BoolVar(&sc.grpcTLS, "grpc-tls", false, "use TLS (the system's CAs) on the --grpc connection")
 	fs.StringVar(&sc.clientID, "client-id", sc.clientID, "`ID` of the API client (env LEDGERFEED_CLIENT_ID)")
 	fs.Func("client-secret", "`SECRET` of the API client; prefer the env LEDGERFEED_CLIENT_SECRET", func(s string) error {
 		sc.secret = s
@@ -97,8 +106,20 @@ func runSync(ctx context.Context, _ config, args []string, stdout, stderr io.Wri
 	case sc.dir == "":
 		return usagef(fs, "--dir is empty")
 	}
-	c, err := client.New(client.Config{BaseURL: sc.url, ClientID: sc.clientID, ClientSecret: sc.secret,
-		UserAgent: "ledgerfeed-sync"})
+	ccfg := client.Config{BaseURL: sc.url, ClientID: sc.clientID, ClientSecret: sc.secret, UserAgent: "ledgerfeed-sync"}
+	if sc.grpcAddr != "" {
+		creds := insecure.NewCredentials()
+		if sc.grpcTLS {
+			creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+		}
+		conn, err := grpc.NewClient(sc.grpcAddr, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			return usagef(fs, "--grpc %s: %v", sc.grpcAddr, err)
+		}
+		defer conn.Close()
+		ccfg.FeedConn = conn
+	}
+	c, err := client.New(ccfg)
 	if err != nil {
 		return usagef(fs, "%v", err)
 	}

@@ -19,7 +19,8 @@ import (
 // real "ledgerfeed serve": a fresh mirror of one ledger of
 // LEDGERFEED_BENCH_SYNC_ENTRIES entries (default 1,000,000; 80 % funds,
 // 20 % fees, 10,000 a date), written to CSV files with every balance and
-// every closed date's seal checked. The server's per-client rate limit is
+// every closed date's seal checked; sub-benchmarks "rest" (the feeds as
+// JSON) and "grpc" (sync --grpc). The server's per-client rate limit is
 // off (at its default, 50 calls/s, the sync would wait for it at 50,000
 // entries/s). Reports entries/s.
 func BenchmarkSync(b *testing.B) {
@@ -50,24 +51,32 @@ func BenchmarkSync(b *testing.B) {
 	case err := <-done:
 		b.Fatalf("serve: %v", err)
 	}
-	httpAddr, _ := out.addrs()
+	httpAddr, grpcAddr := out.addrs()
 
-	b.ResetTimer()
-	start := time.Now()
-	for i := range b.N {
-		mirror := filepath.Join(b.TempDir(), fmt.Sprint("mirror", i))
-		var stderr strings.Builder
-		err := run(context.Background(), []string{"sync", "--once", "--url", "http://" + httpAddr, "--client-id", "partner",
-			"--client-secret", secret, "--dir", mirror}, io.Discard, &stderr)
-		if err != nil {
-			b.Fatalf("sync: %v\n%s", err, stderr.String())
-		}
-		if !strings.Contains(stderr.String(), fmt.Sprintf("%d new entries written", total)) || !strings.Contains(stderr.String(), "sealed dates") {
-			b.Fatalf("sync did not write and verify everything:\n%s", stderr.String())
-		}
+	for _, tc := range []struct {
+		name  string
+		extra []string
+	}{
+		{"rest", nil},
+		{"grpc", []string{"--grpc", grpcAddr}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			start := time.Now()
+			for i := range b.N {
+				mirror := filepath.Join(b.TempDir(), fmt.Sprint("mirror", i))
+				var stderr strings.Builder
+				args := append([]string{"sync", "--once", "--url", "http://" + httpAddr, "--client-id", "partner",
+					"--client-secret", secret, "--dir", mirror}, tc.extra...)
+				if err := run(context.Background(), args, io.Discard, &stderr); err != nil {
+					b.Fatalf("sync: %v\n%s", err, stderr.String())
+				}
+				if !strings.Contains(stderr.String(), fmt.Sprintf("%d new entries written", total)) || !strings.Contains(stderr.String(), "sealed dates") {
+					b.Fatalf("sync did not write and verify everything:\n%s", stderr.String())
+				}
+			}
+			b.ReportMetric(float64(total*b.N)/time.Since(start).Seconds(), "entries/s")
+		})
 	}
-	b.StopTimer()
-	b.ReportMetric(float64(total*b.N)/time.Since(start).Seconds(), "entries/s")
 }
 
 // benchSeed makes ledger 302321 with total entries in a new store in dir,

@@ -302,6 +302,15 @@ func TestSync_OnceMirrorsEveryGrantedLedger(t *testing.T) {
 		t.Errorf("a second sync changed the files or the state")
 	}
 
+	// --grpc reads the feeds over gRPC: the same files.
+	outGRPC := filepath.Join(t.TempDir(), "grpc")
+	if _, stderr, err := runCmd(t, append(args[:len(args)-1], outGRPC, "--grpc", s.grpcAddr)...); err != nil {
+		t.Fatalf("sync --grpc: %v\n%s", err, stderr)
+	}
+	if got := snapshotFiles(t, outGRPC); got != snapshotFiles(t, out) {
+		t.Errorf("sync --grpc wrote other files than sync over REST")
+	}
+
 	// --ledger restricts; one the client may not read is an error.
 	out2 := filepath.Join(t.TempDir(), "one")
 	if _, stderr, err := runCmd(t, append(args[:len(args)-1], out2, "--ledger", "302322")...); err != nil {
@@ -313,6 +322,22 @@ func TestSync_OnceMirrorsEveryGrantedLedger(t *testing.T) {
 	if _, _, err := runCmd(t, append(args[:len(args)-1], out2, "--ledger", "302399")...); err == nil || !strings.Contains(err.Error(), "302399") {
 		t.Errorf("sync --ledger of a ledger not granted: %v", err)
 	}
+}
+
+// snapshotFiles lists the CSV files under dir, relative, with their
+// contents.
+func snapshotFiles(t *testing.T, dir string) string {
+	var b strings.Builder
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".csv") {
+			return err
+		}
+		data, _ := os.ReadFile(path)
+		rel, _ := filepath.Rel(dir, path)
+		fmt.Fprintf(&b, "%s %x\n", rel, data)
+		return nil
+	})
+	return b.String()
 }
 
 func snapshotDir(t *testing.T, dir string) string {
