@@ -301,6 +301,9 @@ func (s *Store) tryCommit(ledgerID string, reqs []*appendReq) error {
 		if err != nil {
 			return fmt.Errorf("%w: ledger %s: %v", ledger.ErrDamaged, ledgerID, err)
 		}
+		if heads[1] == nil || heads[2] == nil {
+			return fmt.Errorf("%w: ledger %s has no head rows", ledger.ErrDamaged, ledgerID)
+		}
 		open := ledger.Date(open32)
 		origOpen := open
 		w := &rows{dateIndex: map[dateKey]int{}}

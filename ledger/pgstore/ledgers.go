@@ -137,7 +137,7 @@ func (s *Store) ListLedgers(after string, limit int) ([]ledger.Ledger, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(context.Background(), "SELECT "+ledgerCols+" FROM ledgers WHERE id > $1 ORDER BY id LIMIT $2", after, limit)
+	rows, err := s.pool.Query(context.Background(), "SELECT "+ledgerCols+" FROM ledgers WHERE id > $1 ORDER BY id LIMIT $2", after, max(limit, 0))
 	if err != nil {
 		return nil, err
 	}

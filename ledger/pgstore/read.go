@@ -200,33 +200,22 @@ func (s *Store) DateRange(ledgerID string, topic ledger.Topic, d ledger.Date) (f
 	return uint64(*f), uint64(*l), true, nil
 }
 
-// seqs runs a query whose rows are (exists marker, seq) and collects the
-// sequences; no row at all means the ledger does not exist.
-func (s *Store) seqs(ledgerID, query string, args ...any) ([]uint64, error) {
+// seqs runs a query whose rows are sequences, for a ledger with entries.
+func (s *Store) seqs(query string, args ...any) ([]uint64, error) {
 	rows, err := s.pool.Query(context.Background(), query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []uint64
-	found := false
 	for rows.Next() {
-		found = true
-		var seq *int64
+		var seq int64
 		if err := rows.Scan(&seq); err != nil {
 			return nil, err
 		}
-		if seq != nil {
-			out = append(out, uint64(*seq))
-		}
+		out = append(out, uint64(seq))
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, notFound(ledgerID)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // Lookup returns the sequences of up to limit entries whose reference (or
@@ -239,14 +228,16 @@ func (s *Store) Lookup(ledgerID string, topic ledger.Topic, by ledger.Index, val
 	if err := s.checkOpen(); err != nil {
 		return nil, err
 	}
+	num, _, err := s.fixedLedger(ledgerID)
+	if err != nil || num == 0 || limit <= 0 || (by != ledger.ByPSPReference && value == "") {
+		return nil, err
+	}
 	cond := "reference = $3 AND reference <> ''"
 	if by == ledger.ByPSPReference {
 		cond = "psp_reference = $3"
 	}
-	return s.seqs(ledgerID, `SELECT e.seq FROM ledgers l LEFT JOIN LATERAL (
-			SELECT seq FROM entries WHERE num = l.num AND topic = $2 AND `+cond+` AND seq > $4 ORDER BY seq LIMIT $5
-		) e ON true WHERE l.id = $1 ORDER BY e.seq`,
-		ledgerID, topicCode(topic), value, int64(after), max(limit, 0))
+	return s.seqs(`SELECT seq FROM entries WHERE num = $1 AND topic = $2 AND `+cond+` AND seq > $4 ORDER BY seq LIMIT $5`,
+		num, topicCode(topic), value, int64(after), limit)
 }
 
 // LookupTime returns the sequences of up to limit entries whose time is in
@@ -258,9 +249,10 @@ func (s *Store) LookupTime(ledgerID string, topic ledger.Topic, fromMicros, toMi
 	if err := s.checkOpen(); err != nil {
 		return nil, err
 	}
-	return s.seqs(ledgerID, `SELECT e.seq FROM ledgers l LEFT JOIN LATERAL (
-			SELECT seq, time_us FROM entries WHERE num = l.num AND topic = $2 AND time_us >= $3 AND time_us < $4
-			ORDER BY time_us, seq LIMIT $5
-		) e ON true WHERE l.id = $1 ORDER BY e.time_us, e.seq`,
-		ledgerID, topicCode(topic), fromMicros, toMicros, max(limit, 0))
+	num, _, err := s.fixedLedger(ledgerID)
+	if err != nil || num == 0 || limit <= 0 {
+		return nil, err
+	}
+	return s.seqs(`SELECT seq FROM entries WHERE num = $1 AND topic = $2 AND time_us >= $3 AND time_us < $4
+		ORDER BY time_us, seq LIMIT $5`, num, topicCode(topic), fromMicros, toMicros, limit)
 }
