@@ -109,6 +109,33 @@ func Start(tb testing.TB) string {
 	return u.String()
 }
 
+// Crash stops the private server at once, as a power cut would (pg_ctl
+// stop -m immediate: no checkpoint, recovery from the WAL at the next
+// start), and starts it again on the same port. Connections break; what
+// was committed must survive. It skips tb on an existing server
+// (LEDGERFEED_TEST_PG_DSN), which pgtest cannot restart.
+func Crash(tb testing.TB) {
+	tb.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if srv == nil || srv.dir == "" {
+		tb.Skip("pgtest: Crash needs the private server, not " + EnvDSN)
+	}
+	data := filepath.Join(srv.dir, "data")
+	if err := srv.run(srv.pgCtl, "stop", "-D", data, "-m", "immediate", "-w"); err != nil {
+		tb.Fatalf("pgtest: crash: %v", err)
+	}
+	u, err := url.Parse(srv.admin)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+	if err := srv.start(port); err != nil {
+		log, _ := os.ReadFile(filepath.Join(srv.dir, "log"))
+		tb.Fatalf("pgtest: restart after crash: %v\n%s", err, log)
+	}
+}
+
 // Main runs the tests of m, stops the server and exits with their status.
 // Call it from TestMain.
 func Main(m *testing.M) {
