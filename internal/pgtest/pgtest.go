@@ -178,7 +178,15 @@ func startServer(tb testing.TB) (*server, error) {
 	if os.Geteuid() == 0 {
 		s.asUser = "postgres" // initdb and postgres refuse to run as root
 	}
-	s.dir, err = os.MkdirTemp("", "ledgerfeed-pgtest-")
+	parent := ""
+	if s.asUser != "" {
+		// The postgres user must reach the directory: root's TMPDIR may be
+		// private, /tmp is not.
+		if st, err := os.Stat("/tmp"); err == nil && st.Mode().Perm()&0o001 != 0 {
+			parent = "/tmp"
+		}
+	}
+	s.dir, err = os.MkdirTemp(parent, "ledgerfeed-pgtest-")
 	if err != nil {
 		return nil, err
 	}
