@@ -2,21 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
 )
 
 // clientCommands are the subcommands of "ledgerfeed client".
-var clientCommands = []struct {
-	name, synopsis, summary string
-	run                     func(cc *clientCmd, ctx context.Context, args []string) error
-}{
+var clientCommands = []apiSubcommand[*clientCmd]{
 	{"create", "ID [--scope read|admin]... [--grant LEDGER[:gdpr]]...", "create a client and print its secret, once", (*clientCmd).create},
 	{"list", "", "list the clients", (*clientCmd).list},
 	{"show", "ID", "show one client", (*clientCmd).show},
@@ -33,69 +27,13 @@ LEDGERFEED_CLIENT_SECRET to --client-secret: flags show in ps.`
 
 // runClient runs "ledgerfeed client SUBCOMMAND".
 func runClient(ctx context.Context, cfg config, args []string, stdout, stderr io.Writer) error {
-	usage := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: ledgerfeed client <command> [flags]\n\n%s\n\nCommands:\n", clientAbout)
-		for _, c := range clientCommands {
-			fmt.Fprintf(w, "  %-7s %s\n", c.name, c.summary)
-		}
-		fmt.Fprintln(w, "\nFlags of a command: ledgerfeed client <command> -h")
-	}
-	if len(args) == 0 {
-		usage(stderr)
-		return usageError{errors.New("client: no command")}
-	}
-	name, args := args[0], args[1:]
-	switch name {
-	case "help", "-h", "-help", "--help":
-		usage(stdout)
-		return nil
-	}
-	for _, c := range clientCommands {
-		if c.name != name {
-			continue
-		}
-		cc := &clientCmd{
-			fs:     newFlagSet("client "+c.name, strings.TrimSpace(c.synopsis+" [flags]"), clientAbout, stderr),
-			ac:     newAPIConfig(os.Getenv, cfg.DataDir),
-			stdout: stdout,
-			stderr: stderr,
-		}
-		cc.ac.bind(cc.fs)
-		cc.fs.BoolVar(&cc.json, "json", false, "print JSON")
-		return c.run(cc, ctx, args)
-	}
-	fmt.Fprintf(stderr, "ledgerfeed client: unknown command %q\n\n", name)
-	usage(stderr)
-	return usageError{fmt.Errorf("client: unknown command %q", name)}
+	return apiGroup[*clientCmd]{name: "client", about: clientAbout, commands: clientCommands,
+		wrap: func(c *apiCmd) *clientCmd { return &clientCmd{apiCmd: c} }}.run(ctx, cfg, args, stdout, stderr)
 }
 
 // clientCmd is one run of a client subcommand.
 type clientCmd struct {
-	fs     *flag.FlagSet
-	ac     apiConfig
-	json   bool
-	api    *adminAPI
-	stdout io.Writer
-	stderr io.Writer
-}
-
-// parse parses args, wants exactly the named positional arguments, and
-// connects. Its errors are usage errors or flag.ErrHelp.
-func (cc *clientCmd) parse(args []string, names ...string) ([]string, error) {
-	pos, err := parseArgs(cc.fs, args)
-	if err != nil {
-		return nil, err
-	}
-	if len(pos) < len(names) {
-		return nil, usagef(cc.fs, "missing %s", names[len(pos)])
-	}
-	if len(pos) > len(names) {
-		return nil, usagef(cc.fs, "unexpected argument %q", pos[len(names)])
-	}
-	if cc.api, err = cc.ac.connect(cc.stderr); err != nil {
-		return nil, usagef(cc.fs, "%v", err)
-	}
-	return pos, nil
+	*apiCmd
 }
 
 // listFlag collects a repeated flag.

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,10 +15,7 @@ import (
 )
 
 // reportCommands are the subcommands of "ledgerfeed report".
-var reportCommands = []struct {
-	name, synopsis, summary string
-	run                     func(rc *reportCmd, ctx context.Context, args []string) error
-}{
+var reportCommands = []apiSubcommand[*reportCmd]{
 	{"request", "--ledger ID --from DATE --to DATE [--type entries|balances] [--format csv|xlsx] [-o FILE]", "ask for a report file; with -o (or --wait) wait for it and download it", (*reportCmd).request},
 	{"list", "", "list your report files, newest first", (*reportCmd).list},
 	{"download", "ID [-o FILE]", "wait until a report file is ready, showing its progress, and download it", (*reportCmd).download},
@@ -39,50 +34,13 @@ var (
 
 // runReport runs "ledgerfeed report SUBCOMMAND".
 func runReport(ctx context.Context, cfg config, args []string, stdout, stderr io.Writer) error {
-	usage := func(w io.Writer) {
-		fmt.Fprintf(w, "Usage: ledgerfeed report <command> [flags]\n\n%s\n\nCommands:\n", reportAbout)
-		for _, c := range reportCommands {
-			fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
-		}
-		fmt.Fprintln(w, "\nFlags of a command: ledgerfeed report <command> -h")
-	}
-	if len(args) == 0 {
-		usage(stderr)
-		return usageError{errors.New("report: no command")}
-	}
-	name, args := args[0], args[1:]
-	switch name {
-	case "help", "-h", "-help", "--help":
-		usage(stdout)
-		return nil
-	}
-	for _, c := range reportCommands {
-		if c.name != name {
-			continue
-		}
-		rc := &reportCmd{
-			fs:     newFlagSet("report "+c.name, strings.TrimSpace(c.synopsis+" [flags]"), reportAbout, stderr),
-			ac:     newAPIConfig(os.Getenv, cfg.DataDir),
-			stdout: stdout,
-			stderr: stderr,
-		}
-		rc.ac.bind(rc.fs)
-		rc.fs.BoolVar(&rc.json, "json", false, "print JSON")
-		return c.run(rc, ctx, args)
-	}
-	fmt.Fprintf(stderr, "ledgerfeed report: unknown command %q\n\n", name)
-	usage(stderr)
-	return usageError{fmt.Errorf("report: unknown command %q", name)}
+	return apiGroup[*reportCmd]{name: "report", about: reportAbout, commands: reportCommands,
+		wrap: func(c *apiCmd) *reportCmd { return &reportCmd{apiCmd: c} }}.run(ctx, cfg, args, stdout, stderr)
 }
 
 // reportCmd is one run of a report subcommand.
 type reportCmd struct {
-	fs     *flag.FlagSet
-	ac     apiConfig
-	json   bool
-	api    *adminAPI
-	stdout io.Writer
-	stderr io.Writer
+	*apiCmd
 }
 
 // apiReportFile is a report file as the API answers it.
@@ -108,25 +66,6 @@ type apiReportFile struct {
 		Method    string `json:"method"`
 		ExpiresAt string `json:"expiresAt"`
 	} `json:"downloadAction,omitempty"`
-}
-
-// parse parses args, wants exactly the named positional arguments, and
-// connects. Its errors are usage errors or flag.ErrHelp.
-func (rc *reportCmd) parse(args []string, names ...string) ([]string, error) {
-	pos, err := parseArgs(rc.fs, args)
-	if err != nil {
-		return nil, err
-	}
-	if len(pos) < len(names) {
-		return nil, usagef(rc.fs, "missing %s", names[len(pos)])
-	}
-	if len(pos) > len(names) {
-		return nil, usagef(rc.fs, "unexpected argument %q", pos[len(names)])
-	}
-	if rc.api, err = rc.ac.connect(rc.stderr); err != nil {
-		return nil, usagef(rc.fs, "%v", err)
-	}
-	return pos, nil
 }
 
 func (rc *reportCmd) request(ctx context.Context, args []string) error {
