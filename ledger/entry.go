@@ -95,7 +95,7 @@ func (in EntryInput) normalize(now time.Time) (EntryInput, GDPR, error) {
 	if in.LedgerDate < 0 {
 		return in, GDPR{}, fieldErr("ledgerDate", "before 1970-01-02")
 	}
-	if !validEntryType(in.EntryType) {
+	if !ValidEntryType(in.EntryType) {
 		return in, GDPR{}, fieldErr("entryType", "required: 1–64 characters of a–z 0–9 -")
 	}
 	if err := checkText("reference", in.Reference, maxTextLen); err != nil {
@@ -119,7 +119,9 @@ func (in EntryInput) normalize(now time.Time) (EntryInput, GDPR, error) {
 	return in, g, nil
 }
 
-func validEntryType(s string) bool {
+// ValidEntryType reports whether s can be an entry type: 1–64 characters
+// of a–z, 0–9 and '-'.
+func ValidEntryType(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false
 	}

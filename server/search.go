@@ -56,7 +56,7 @@ func (a *reportAPI) SearchEntries(ctx context.Context, req *v1.SearchEntriesRequ
 		return nil, &ledger.FieldError{Field: "entryType", Reason: fmt.Sprintf("at most %d entry types", maxSearchTypes)}
 	}
 	for _, t := range req.GetEntryType() {
-		if !entryTypeName(t) {
+		if !ledger.ValidEntryType(t) {
 			return nil, &ledger.FieldError{Field: "entryType", Reason: fmt.Sprintf("%q is not an entry type (1–64 characters of a–z 0–9 -)", t)}
 		}
 	}
@@ -115,19 +115,4 @@ func (a *reportAPI) parseObjectID(field, s, ledgerID string, topic ledger.Topic)
 
 func objectScope(ledgerID string, topic ledger.Topic) []string {
 	return []string{"search-object", ledgerID, string(topic)}
-}
-
-// entryTypeName reports whether s can be an entry type (as the store checks
-// on append).
-func entryTypeName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
