@@ -195,12 +195,10 @@ func (s *Store) tryCommit(ledgerID string, reqs []*appendReq) error {
 	var touched []watchKey
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		touched = touched[:0]
-		var topics []int16
-		var ids []string
+		var ids []string // of both topics: the few stored under the other topic are read and ignored
 		for _, r := range reqs {
 			r.res, r.err = ledger.AppendResult{}, nil
 			for _, e := range r.in {
-				topics = append(topics, topicCode(r.topic))
 				ids = append(ids, e.EntryID)
 			}
 		}
@@ -311,6 +309,10 @@ func (s *Store) tryCommit(ledgerID string, reqs []*appendReq) error {
 		for _, r := range reqs {
 			st := *heads[topicCode(r.topic)]
 			newOpen, err := s.plan(r, ledgerID, currency, num, cal, open, &st, stored, w)
+			var ab abortError
+			if errors.As(err, &ab) {
+				return ab.err // w may hold part of r: the whole group rolls back
+			}
 			if err != nil {
 				r.err = err
 				continue
@@ -497,7 +499,7 @@ func (s *Store) plan(r *appendReq, ledgerID, currency string, num int32, cal led
 		}
 		res.Appended++
 		if err := w.add(num, tc, &p.e, p.gdpr); err != nil {
-			return open, err
+			return open, abortError{err}
 		}
 		k := &known{e: p.e}
 		if p.e.HasGDPR {
@@ -510,9 +512,14 @@ func (s *Store) plan(r *appendReq, ledgerID, currency string, num int32, cal led
 	return open, nil
 }
 
-// add appends one new entry's rows. A sealing failure (no randomness) is
-// returned before anything of the request is added... except the rows of
-// its earlier entries, so it fails the whole group (see commit).
+// abortError fails a whole group's transaction (commit then retries each
+// request alone): plan met it after adding some of a request's rows.
+type abortError struct{ err error }
+
+func (e abortError) Error() string { return e.err.Error() }
+
+// add appends one new entry's rows. It fails only when sealing does (no
+// randomness), after the request's earlier entries were added.
 func (w *rows) add(num int32, tc int16, e *ledger.Entry, g ledger.GDPR) error {
 	if e.HasGDPR {
 		key, sealed, err := sealGDPR(g, gdprAAD(num, tc, e.Sequence))
