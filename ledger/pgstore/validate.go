@@ -11,7 +11,7 @@ import (
 
 // The checks in this file are the bbolt store's own, which package ledger
 // does not export yet (EntryInput.normalize, sameContent, Ledger.validate,
-// isPayout and their helpers). They are repeated here, small and
+// isPayout and their helpers; ValidEntryType is exported and used). They are repeated here, small and
 // unchanged in meaning, until ledger exports them; TestValidation_SameAsBolt
 // feeds both stores the same bad input and compares the errors, so the two
 // copies cannot drift apart unnoticed.
@@ -165,7 +165,7 @@ func normalize(in ledger.EntryInput, now time.Time) (ledger.EntryInput, ledger.G
 	if in.LedgerDate < 0 {
 		return in, ledger.GDPR{}, fieldErr("ledgerDate", "before 1970-01-02")
 	}
-	if !validEntryType(in.EntryType) {
+	if !ledger.ValidEntryType(in.EntryType) {
 		return in, ledger.GDPR{}, fieldErr("entryType", "required: 1–64 characters of a–z 0–9 -")
 	}
 	if err := checkText("reference", in.Reference, maxTextLen); err != nil {
@@ -187,19 +187,6 @@ func normalize(in ledger.EntryInput, now time.Time) (ledger.EntryInput, ledger.G
 	g := ledger.GDPR{Name: in.Name, MaskedPhoneNo: masked, Message: in.Message}
 	in.PhoneNumber = ""
 	return in, g, nil
-}
-
-func validEntryType(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 func maskPhone(p string) (string, error) {
