@@ -11,10 +11,10 @@ import (
 
 // The checks in this file are the bbolt store's own, which package ledger
 // does not export yet (EntryInput.normalize, sameContent, Ledger.validate,
-// isPayout and their helpers; ValidEntryType is exported and used). They are repeated here, small and
-// unchanged in meaning, until ledger exports them; TestValidation_SameAsBolt
-// feeds both stores the same bad input and compares the errors, so the two
-// copies cannot drift apart unnoticed.
+// isPayout and their helpers; ValidEntryType is exported and used). They
+// are repeated here, small and unchanged in meaning, until ledger exports
+// them; TestValidation_SameAsBolt feeds both stores the same bad input and
+// compares the errors, so the two copies cannot drift apart unnoticed.
 
 const (
 	maxIDLen       = 64
