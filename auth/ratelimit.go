@@ -23,6 +23,14 @@ func (a *Service) AllowTokenRequest(clientID, remoteAddr string) error {
 	return a.tokenLimits.allow(a.now(), "c:"+clientID, "a:"+addrKey(remoteAddr))
 }
 
+// AllowUnauthenticated takes one attempt without a valid token from the
+// remote address's bucket (the token endpoint's limits, a bucket of its
+// own): plain HTTP routes that audit every attempt, such as report file
+// downloads, refuse a flood of anonymous attempts instead of logging it.
+func (a *Service) AllowUnauthenticated(remoteAddr string) error {
+	return a.tokenLimits.allow(a.now(), "u:"+addrKey(remoteAddr))
+}
+
 // addrKey is the rate-limit key of a remote address.
 func addrKey(remote string) string {
 	host := remote

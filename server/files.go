@@ -242,6 +242,9 @@ func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) {
 	ev := ledger.AuditEvent{Action: "file.download", Resource: "downloads"}
 	defer func() {
 		ev.Status = rec.status()
+		if ev.ClientID == "" && ev.Status == http.StatusTooManyRequests {
+			return // a flood of attempts without a token: refused, not logged
+		}
 		ev.Result = auditResult(ev.Status)
 		ev.ContextID = contextIDOf(r, w)
 		s.auth.Audit(ev)
@@ -253,11 +256,14 @@ func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request, ev *ledger.AuditEvent) error {
 	raw, err := bearerToken(r.Header.Values("Authorization"))
-	if err != nil {
-		return err
+	var p *auth.Principal
+	if err == nil {
+		p, err = s.auth.Verify(r.Context(), raw)
 	}
-	p, err := s.auth.Verify(r.Context(), raw)
 	if err != nil {
+		if lerr := s.auth.AllowUnauthenticated(r.RemoteAddr); lerr != nil {
+			return lerr
+		}
 		return err
 	}
 	ev.ClientID = p.ClientID
