@@ -25,20 +25,9 @@ func (s *Store) Append(ctx context.Context, ledgerID string, topic Topic, in []E
 	if _, err := ParseTopic(string(topic)); err != nil {
 		return AppendResult{}, err
 	}
-	if len(in) == 0 {
-		return AppendResult{}, fieldErr("entries", "empty batch")
-	}
-	if len(in) > maxBatch {
-		return AppendResult{}, fieldErr("entries", "%d entries: at most %d per batch", len(in), maxBatch)
-	}
-	now := s.now()
-	norm := make([]EntryInput, len(in))
-	gdpr := make([]GDPR, len(in))
-	for i := range in {
-		var err error
-		if norm[i], gdpr[i], err = in[i].normalize(now); err != nil {
-			return AppendResult{}, prefixField(fmt.Sprintf("entries[%d].", i), err)
-		}
+	norm, gdpr, err := NormalizeBatch(in, s.now())
+	if err != nil {
+		return AppendResult{}, err
 	}
 	res, err := s.write(ctx, func(w *wtx) (any, error) {
 		return w.append(ledgerID, topic, norm, gdpr)
@@ -98,15 +87,14 @@ func (w *wtx) append(ledgerID string, topic Topic, in []EntryInput, gdpr []GDPR)
 	// Plan: decide every entry's fate before writing anything.
 	open := rec.OpenDate
 	ids := w.b.ids
-	var dc dateCache
+	var dc DateCache
 	plan := make([]planned, len(in))
 	inBatch := make(map[string]int, len(in))
 	res := AppendResult{Sequences: make([]uint64, len(in))}
 	for i, e := range in {
-		field := func(f string) string { return fmt.Sprintf("entries[%d].%s", i, f) }
 		if j, ok := inBatch[e.EntryID]; ok {
-			if f := sameContent(e, gdpr[i], &plan[j].e, &plan[j].gdpr); f != "" {
-				return nil, conflictErr("%s: entryId %q appears twice in the batch with different %s", field("entryId"), e.EntryID, f)
+			if err := CheckRepeat(i, e, gdpr[i], &plan[j].e, &plan[j].gdpr); err != nil {
+				return nil, err
 			}
 			plan[i] = planned{e: plan[j].e, dup: true}
 			continue
@@ -117,27 +105,24 @@ func (w *wtx) append(ledgerID string, topic Topic, in []EntryInput, gdpr []GDPR)
 			if err != nil {
 				return nil, err
 			}
-			if f := sameContent(e, gdpr[i], stored, g); f != "" {
-				return nil, conflictErr("%s: entryId %q was posted before as sequence %d with a different %s", field(f), e.EntryID, stored.Sequence, f)
+			if err := CheckRepost(i, e, gdpr[i], stored, g); err != nil {
+				return nil, err
 			}
 			plan[i] = planned{e: *stored, gdpr: gdpr[i], dup: true}
 			continue
 		}
 		d := e.LedgerDate
 		if d != 0 {
-			if d < open {
-				return nil, conflictErr("%s: ledger date %s is closed; the open date is %s", field("ledgerDate"), d, open)
-			}
-			if start := cal.Start(d); start.After(w.s.now().Add(futureTimeSkew)) {
-				return nil, fieldErr(field("ledgerDate"), "%s has not begun", d)
+			if err := CheckNamedDate(i, cal, open, d, w.s.now()); err != nil {
+				return nil, err
 			}
 		} else {
-			d = max(open, dc.dateOf(cal, e.Time))
+			d = max(open, dc.DateOf(cal, e.Time))
 		}
 		open = max(open, d)
-		after, ok := addInt64(h.balance, e.Amount)
-		if !ok {
-			return nil, conflictErr("%s: the %s balance %d plus %d overflows int64", field("amount"), topic, h.balance, e.Amount)
+		after, err := AddToBalance(i, topic, h.balance, e.Amount)
+		if err != nil {
+			return nil, err
 		}
 		h.seq++
 		ent := Entry{
@@ -149,7 +134,7 @@ func (w *wtx) append(ledgerID string, topic Topic, in []EntryInput, gdpr []GDPR)
 		}
 		ent.Hash = ChainHash(h.hash, &ent)
 		h.balance, h.hash, h.date = after, ent.Hash, d
-		if topic == TopicFunds && isPayout(e.EntryType) {
+		if topic == TopicFunds && IsPayout(e.EntryType) {
 			open = d + 1
 		}
 		plan[i] = planned{e: ent, gdpr: gdpr[i]}
@@ -219,14 +204,16 @@ func (w *wtx) putEntry(num uint32, e *Entry, g GDPR) error {
 	return nil
 }
 
-// dateCache remembers the bounds of the last date computed, so a run of
-// entries in one date costs two comparisons each.
-type dateCache struct {
+// DateCache remembers the bounds of the last date computed, so a run of
+// entries in one date costs two comparisons each. The zero value is ready;
+// use one per calendar.
+type DateCache struct {
 	d          Date
 	start, end time.Time
 }
 
-func (c *dateCache) dateOf(cal Calendar, t time.Time) Date {
+// DateOf returns cal.DateOf(t), from the cache when t is in the last date.
+func (c *DateCache) DateOf(cal Calendar, t time.Time) Date {
 	if c.d != 0 && !t.Before(c.start) && t.Before(c.end) {
 		return c.d
 	}
@@ -250,6 +237,29 @@ func (w *wtx) setOpenDate(rec *ledgerRecord, d Date) {
 	for _, t := range Topics {
 		w.touched = append(w.touched, watchKey{rec.ID, t})
 	}
+}
+
+// CheckNamedDate checks date d named by entry i of a batch against the
+// ledger's open date (ErrConflict when d is closed) and the clock now (a
+// FieldError when d starts more than FutureTimeSkew after now).
+func CheckNamedDate(i int, cal Calendar, open, d Date, now time.Time) error {
+	if d < open {
+		return conflictErr("entries[%d].ledgerDate: ledger date %s is closed; the open date is %s", i, d, open)
+	}
+	if start := cal.Start(d); start.After(now.Add(futureTimeSkew)) {
+		return fieldErr(fmt.Sprintf("entries[%d].ledgerDate", i), "%s has not begun", d)
+	}
+	return nil
+}
+
+// AddToBalance returns balance + amount for entry i of a batch on topic, or
+// ErrConflict when the sum overflows int64.
+func AddToBalance(i int, topic Topic, balance, amount int64) (int64, error) {
+	after, ok := addInt64(balance, amount)
+	if !ok {
+		return 0, conflictErr("entries[%d].amount: the %s balance %d plus %d overflows int64", i, topic, balance, amount)
+	}
+	return after, nil
 }
 
 // addInt64 adds with overflow detection.

@@ -56,23 +56,57 @@ type Entry struct {
 	GDPR    *GDPR
 }
 
-// Payout entry types: a payout is the last entry of its date, so appending
-// one to funds closes its date.
-func isPayout(entryType string) bool {
+// IsPayout reports whether entryType is a payout type (scheduled-for-payout,
+// payout-scheduled): a payout is the last entry of its date, so appending one
+// to funds closes its date.
+func IsPayout(entryType string) bool {
 	return entryType == "scheduled-for-payout" || entryType == "payout-scheduled"
 }
+
+func isPayout(entryType string) bool { return IsPayout(entryType) }
+
+// MaxBatch is the most entries one Append call takes.
+const MaxBatch = 10000
+
+// FutureTimeSkew is how far past the store's clock an entry's time, or the
+// start of a date being named or closed, may be.
+const FutureTimeSkew = 15 * time.Minute
 
 const (
 	maxEntryIDLen  = 128
 	maxMessageLen  = 1024
-	maxBatch       = 10000
+	maxBatch       = MaxBatch
 	minTimeMicros  = 86400 * 1e6 // 1970-01-02
-	futureTimeSkew = 15 * time.Minute
+	futureTimeSkew = FutureTimeSkew
 )
 
-// normalize checks an input entry and returns it as it will be stored:
-// time in UTC truncated to the microsecond, the phone number masked.
-func (in EntryInput) normalize(now time.Time) (EntryInput, GDPR, error) {
+// NormalizeBatch checks a batch for Append (not empty, at most MaxBatch
+// entries, each entry as EntryInput.Normalize does) and returns the entries
+// as they will be stored with their GDPR fields. A FieldError names the
+// entry ("entries[3].time"). Every store checks its input with it.
+func NormalizeBatch(in []EntryInput, now time.Time) ([]EntryInput, []GDPR, error) {
+	if len(in) == 0 {
+		return nil, nil, fieldErr("entries", "empty batch")
+	}
+	if len(in) > maxBatch {
+		return nil, nil, fieldErr("entries", "%d entries: at most %d per batch", len(in), maxBatch)
+	}
+	norm := make([]EntryInput, len(in))
+	gdpr := make([]GDPR, len(in))
+	for i := range in {
+		var err error
+		if norm[i], gdpr[i], err = in[i].Normalize(now); err != nil {
+			return nil, nil, prefixField(fmt.Sprintf("entries[%d].", i), err)
+		}
+	}
+	return norm, gdpr, nil
+}
+
+// Normalize checks an input entry and returns it as it will be stored:
+// time in UTC truncated to the microsecond, the phone number masked, and
+// its GDPR fields apart. now is the store's clock (times more than
+// FutureTimeSkew after it are refused). Errors are *FieldError.
+func (in EntryInput) Normalize(now time.Time) (EntryInput, GDPR, error) {
 	if !validIdent(in.EntryID, maxEntryIDLen) {
 		return in, GDPR{}, fieldErr("entryId", "required: 1–%d characters of A–Z a–z 0–9 . _ - :", maxEntryIDLen)
 	}
@@ -155,6 +189,27 @@ func maskPhone(p string) (string, error) {
 		return "", fieldErr("phoneNumber", "must have 5 to 20 digits")
 	}
 	return "xxxx " + string(digits[len(digits)-4:]), nil
+}
+
+// CheckRepeat checks entry i of a batch whose entryId appeared before in
+// the same batch, planned as first with GDPR fields firstGDPR: it returns
+// ErrConflict naming the first differing field, or nil for the same content.
+func CheckRepeat(i int, in EntryInput, g GDPR, first *Entry, firstGDPR *GDPR) error {
+	if f := sameContent(in, g, first, firstGDPR); f != "" {
+		return conflictErr("entries[%d].entryId: entryId %q appears twice in the batch with different %s", i, in.EntryID, f)
+	}
+	return nil
+}
+
+// CheckRepost checks entry i of a batch whose entryId is stored already as
+// stored, with GDPR fields storedGDPR (nil when erased or none): it returns
+// ErrConflict naming the first differing field, or nil when the repost
+// has the same content and is a duplicate.
+func CheckRepost(i int, in EntryInput, g GDPR, stored *Entry, storedGDPR *GDPR) error {
+	if f := sameContent(in, g, stored, storedGDPR); f != "" {
+		return conflictErr("entries[%d].%s: entryId %q was posted before as sequence %d with a different %s", i, f, in.EntryID, stored.Sequence, f)
+	}
+	return nil
 }
 
 // sameContent compares a normalized input with a stored entry and its GDPR

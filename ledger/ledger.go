@@ -114,6 +114,10 @@ func (a Account) validate(field string) error {
 	return checkText(field+".id", a.ID, maxIDLen)
 }
 
+// Validate checks the configured fields of l (not the store's state): the
+// checks every store makes in PutLedger. Errors are *FieldError.
+func (l *Ledger) Validate() error { return l.validate() }
+
 // validate checks the configured fields of l (not the store's state).
 func (l *Ledger) validate() error {
 	if !validIdent(l.ID, maxIDLen) {

@@ -29,20 +29,11 @@ func (s *Store) Append(ctx context.Context, ledgerID string, topic ledger.Topic,
 	if _, err := ledger.ParseTopic(string(topic)); err != nil {
 		return ledger.AppendResult{}, err
 	}
-	if len(in) == 0 {
-		return ledger.AppendResult{}, fieldErr("entries", "empty batch")
+	norm, gdpr, err := ledger.NormalizeBatch(in, s.now())
+	if err != nil {
+		return ledger.AppendResult{}, err
 	}
-	if len(in) > maxBatch {
-		return ledger.AppendResult{}, fieldErr("entries", "%d entries: at most %d per batch", len(in), maxBatch)
-	}
-	now := s.now()
-	r := &appendReq{topic: topic, in: make([]ledger.EntryInput, len(in)), gdpr: make([]ledger.GDPR, len(in)), done: make(chan struct{})}
-	for i := range in {
-		var err error
-		if r.in[i], r.gdpr[i], err = normalize(in[i], now); err != nil {
-			return ledger.AppendResult{}, prefixField(fmt.Sprintf("entries[%d].", i), err)
-		}
-	}
+	r := &appendReq{topic: topic, in: norm, gdpr: gdpr, done: make(chan struct{})}
 	if err := ctx.Err(); err != nil {
 		return ledger.AppendResult{}, err
 	}
@@ -434,40 +425,36 @@ func (s *Store) plan(r *appendReq, ledgerID, currency string, num int32, cal led
 	tc := topicCode(r.topic)
 	plan := make([]planned, len(r.in))
 	inBatch := make(map[string]int, len(r.in))
-	var dc dateCache
+	var dc ledger.DateCache
 	now := s.now()
 	for i, e := range r.in {
-		field := func(f string) string { return fmt.Sprintf("entries[%d].%s", i, f) }
 		if j, ok := inBatch[e.EntryID]; ok {
-			if f := sameContent(e, r.gdpr[i], &plan[j].e, &plan[j].gdpr); f != "" {
-				return open, conflictErr("%s: entryId %q appears twice in the batch with different %s", field("entryId"), e.EntryID, f)
+			if err := ledger.CheckRepeat(i, e, r.gdpr[i], &plan[j].e, &plan[j].gdpr); err != nil {
+				return open, err
 			}
 			plan[i] = planned{e: plan[j].e, dup: true}
 			continue
 		}
 		inBatch[e.EntryID] = i
 		if k, ok := stored[idKey{tc, e.EntryID}]; ok {
-			if f := sameContent(e, r.gdpr[i], &k.e, k.gdpr); f != "" {
-				return open, conflictErr("%s: entryId %q was posted before as sequence %d with a different %s", field(f), e.EntryID, k.e.Sequence, f)
+			if err := ledger.CheckRepost(i, e, r.gdpr[i], &k.e, k.gdpr); err != nil {
+				return open, err
 			}
 			plan[i] = planned{e: k.e, gdpr: r.gdpr[i], dup: true}
 			continue
 		}
 		d := e.LedgerDate
 		if d != 0 {
-			if d < open {
-				return open, conflictErr("%s: ledger date %s is closed; the open date is %s", field("ledgerDate"), d, open)
-			}
-			if start := cal.Start(d); start.After(now.Add(futureTimeSkew)) {
-				return open, fieldErr(field("ledgerDate"), "%s has not begun", d)
+			if err := ledger.CheckNamedDate(i, cal, open, d, now); err != nil {
+				return open, err
 			}
 		} else {
-			d = max(open, dc.dateOf(cal, e.Time))
+			d = max(open, dc.DateOf(cal, e.Time))
 		}
 		open = max(open, d)
-		after, ok := addInt64(st.balance, e.Amount)
-		if !ok {
-			return open, conflictErr("%s: the %s balance %d plus %d overflows int64", field("amount"), r.topic, st.balance, e.Amount)
+		after, err := ledger.AddToBalance(i, r.topic, st.balance, e.Amount)
+		if err != nil {
+			return open, err
 		}
 		st.seq++
 		ent := ledger.Entry{
@@ -479,7 +466,7 @@ func (s *Store) plan(r *appendReq, ledgerID, currency string, num int32, cal led
 		}
 		ent.Hash = ledger.ChainHash(st.hash, &ent)
 		st.balance, st.hash, st.date = after, ent.Hash, d
-		if r.topic == ledger.TopicFunds && isPayout(e.EntryType) {
+		if r.topic == ledger.TopicFunds && ledger.IsPayout(e.EntryType) {
 			open = d + 1
 		}
 		plan[i] = planned{e: ent, gdpr: r.gdpr[i]}
@@ -577,19 +564,4 @@ func (w *rows) copySource(num int32) pgx.CopyFromSource {
 		return []any{num, w.topic[i], w.seq[i], w.entryID[i], w.psp[i], w.timeUS[i], w.date[i], w.etype[i],
 			w.ref[i], w.amount[i], w.before[i], w.after[i], w.handle[i], w.hash[i], w.hasGDPR[i]}, nil
 	})
-}
-
-// dateCache remembers the bounds of the last date computed.
-type dateCache struct {
-	d          ledger.Date
-	start, end time.Time
-}
-
-func (c *dateCache) dateOf(cal ledger.Calendar, t time.Time) ledger.Date {
-	if c.d != 0 && !t.Before(c.start) && t.Before(c.end) {
-		return c.d
-	}
-	c.d = cal.DateOf(t)
-	c.start, c.end = cal.Start(c.d), cal.End(c.d)
-	return c.d
 }

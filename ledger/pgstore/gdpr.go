@@ -98,7 +98,7 @@ func openGDPR(key, sealed, aad []byte) (*ledger.GDPR, error) {
 // remains in WAL and backups).
 func (s *Store) EraseGDPR(ctx context.Context, ledgerID string, by ledger.Erasure) (int, error) {
 	if (by.Reference == "") == (by.PSPReference == "") {
-		return 0, fieldErr("reference", "exactly one of reference and pspReference is required")
+		return 0, &ledger.FieldError{Field: "reference", Reason: "exactly one of reference and pspReference is required"}
 	}
 	if err := s.checkOpen(); err != nil {
 		return 0, err

@@ -40,7 +40,7 @@ func (s *Store) PutLedger(ctx context.Context, l ledger.Ledger) (ledger.Ledger, 
 	if l.Cutoff == "" {
 		l.Cutoff = "00:00"
 	}
-	if err := validateLedger(&l); err != nil {
+	if err := l.Validate(); err != nil {
 		return ledger.Ledger{}, false, err
 	}
 	if l.SettlesForRecipientHandles == nil {
@@ -74,11 +74,11 @@ func (s *Store) PutLedger(ctx context.Context, l ledger.Ledger) (ledger.Ledger, 
 				if hasEntries {
 					switch {
 					case l.Currency != cur:
-						return conflictErr("currency: ledger %s has entries in %s; it cannot change", l.ID, cur)
+						return fmt.Errorf("%w: currency: ledger %s has entries in %s; it cannot change", ledger.ErrConflict, l.ID, cur)
 					case l.TimeZone != zone:
-						return conflictErr("timeZone: ledger %s has entries dated in %s; it cannot change", l.ID, zone)
+						return fmt.Errorf("%w: timeZone: ledger %s has entries dated in %s; it cannot change", ledger.ErrConflict, l.ID, zone)
 					case l.Cutoff != cutoff:
-						return conflictErr("cutoff: ledger %s has entries dated with cutoff %s; it cannot change", l.ID, cutoff)
+						return fmt.Errorf("%w: cutoff: ledger %s has entries dated with cutoff %s; it cannot change", ledger.ErrConflict, l.ID, cutoff)
 					}
 				}
 				out, err = scanLedger(tx.QueryRow(ctx, `UPDATE ledgers SET config = $2, currency = $3, time_zone = $4, cutoff = $5, updated_at = $6
@@ -189,7 +189,7 @@ func (s *Store) advanceOpenDate(ctx context.Context, tx pgx.Tx, id string, open,
 // refused. It returns the ledger's open date afterwards.
 func (s *Store) CloseDate(ctx context.Context, ledgerID string, d ledger.Date) (ledger.Date, error) {
 	if d <= 0 {
-		return 0, fieldErr("ledgerDate", "required")
+		return 0, &ledger.FieldError{Field: "ledgerDate", Reason: "required"}
 	}
 	if err := s.checkOpen(); err != nil {
 		return 0, err
@@ -210,8 +210,8 @@ func (s *Store) CloseDate(ctx context.Context, ledgerID string, d ledger.Date) (
 		if err != nil {
 			return fmt.Errorf("%w: ledger %s: %v", ledger.ErrDamaged, ledgerID, err)
 		}
-		if cal.Start(d).After(s.now().Add(futureTimeSkew)) {
-			return fieldErr("ledgerDate", "%s has not begun in %s", d, zone)
+		if cal.Start(d).After(s.now().Add(ledger.FutureTimeSkew)) {
+			return &ledger.FieldError{Field: "ledgerDate", Reason: fmt.Sprintf("%s has not begun in %s", d, zone)}
 		}
 		open, moved, err = s.advanceOpenDate(ctx, tx, ledgerID, ledger.Date(o), d+1)
 		return err

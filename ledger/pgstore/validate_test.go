@@ -13,8 +13,8 @@ import (
 
 // TestValidation_SameAsBolt feeds both stores the same bad ledgers and
 // entries: each must refuse with the same field error and write nothing.
-// The checks are copies of ledger's unexported ones (validate.go); this
-// keeps the copies from drifting.
+// Both run ledger's exported checks (Ledger.Validate, NormalizeBatch);
+// this keeps it that way.
 func TestValidation_SameAsBolt(t *testing.T) {
 	ctx := context.Background()
 	clock := newClock(utc("2026-06-10T12:00:00Z"))
