@@ -52,10 +52,17 @@ const Leeway = 30 * time.Second
 // would otherwise allow.
 const keyPoll = 2 * time.Second
 
+// Store is what the service keeps in the ledger store: the clients and the
+// audit log.
+type Store interface {
+	ledger.Clients
+	ledger.AuditLog
+}
+
 // Service issues and verifies tokens and manages client secrets. It is safe
 // for concurrent use. Close it before closing the store.
 type Service struct {
-	store *ledger.Store
+	store Store
 	cfg   Config
 	now   func() time.Time
 	log   *slog.Logger
@@ -75,13 +82,13 @@ type Service struct {
 
 // New opens the service on a store. On first start it makes the signing key
 // (Ed25519) in DataDir/keys; later it loads the keys there.
-func New(store *ledger.Store, cfg Config) (*Service, error) {
+func New(store Store, cfg Config) (*Service, error) {
 	return newService(store, cfg, nil)
 }
 
 // newService is New with a hook called with every path of a file about to
 // be opened or looked at (tests check that no token makes it touch another).
-func newService(store *ledger.Store, cfg Config, fileHook func(string)) (*Service, error) {
+func newService(store Store, cfg Config, fileHook func(string)) (*Service, error) {
 	if store == nil {
 		return nil, fmt.Errorf("auth: no store")
 	}

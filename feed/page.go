@@ -13,11 +13,11 @@ const MaxPageSize = 1000
 
 // Reader reads pages of a store's logs.
 type Reader struct {
-	store *ledger.Store
+	store ledger.EntryReader
 }
 
 // NewReader returns a Reader of store.
-func NewReader(store *ledger.Store) *Reader { return &Reader{store: store} }
+func NewReader(store ledger.EntryReader) *Reader { return &Reader{store: store} }
 
 // Page is one page of a feed.
 type Page struct {

@@ -33,9 +33,18 @@ const (
 	maxAttempts = 3
 )
 
+// Store is what the report jobs use of the ledger store: the logs they read,
+// the ledgers and clients they check, and their own records.
+type Store interface {
+	ledger.EntryReader
+	ledger.Ledgers
+	ledger.Clients
+	ledger.Records
+}
+
 // Config configures a Service. Store and Dir are required.
 type Config struct {
-	Store *ledger.Store
+	Store Store
 	// Dir holds the finished files (created if missing), e.g. <data>/reports.
 	Dir string
 	// Workers is how many jobs run at once (0: DefaultWorkers).
@@ -70,7 +79,7 @@ type Config struct {
 // Service runs report file jobs. Its methods are safe for concurrent use.
 type Service struct {
 	cfg Config
-	st  *ledger.Store
+	st  Store
 	log *slog.Logger
 	now func() time.Time
 

@@ -40,7 +40,7 @@ var (
 // seqRange returns the first and last sequence of a topic log whose ledger
 // dates lie in [from, to]; ok is false when there are none. Dates are
 // non-decreasing along a log, so it binary-searches by sequence.
-func seqRange(st *ledger.Store, id string, t ledger.Topic, from, to ledger.Date) (first, last uint64, ok bool, err error) {
+func seqRange(st ledger.EntryReader, id string, t ledger.Topic, from, to ledger.Date) (first, last uint64, ok bool, err error) {
 	h, err := st.Head(id, t)
 	if err != nil || h.Sequence == 0 {
 		return 0, 0, false, err
@@ -81,7 +81,7 @@ func seqRange(st *ledger.Store, id string, t ledger.Topic, from, to ledger.Date)
 // eachEntry calls fn for every entry of a topic with a date in [from, to],
 // in sequence order, and returns the balance before the first date (the
 // balance after the last earlier entry, 0 when none).
-func eachEntry(ctx context.Context, st *ledger.Store, id string, t ledger.Topic, from, to ledger.Date, opt ledger.ReadOptions, fn func(e *ledger.Entry) error) (opening int64, err error) {
+func eachEntry(ctx context.Context, st ledger.EntryReader, id string, t ledger.Topic, from, to ledger.Date, opt ledger.ReadOptions, fn func(e *ledger.Entry) error) (opening int64, err error) {
 	first, last, ok, err := seqRange(st, id, t, from, to)
 	if err != nil {
 		return 0, err
@@ -144,7 +144,7 @@ func eachEntry(ctx context.Context, st *ledger.Store, id string, t ledger.Topic,
 
 // writeEntries writes an entries file: per topic (funds first), every entry
 // of the dates in append order. It returns the number of rows.
-func writeEntries(ctx context.Context, st *ledger.Store, f *File, w tableWriter) (int64, error) {
+func writeEntries(ctx context.Context, st ledger.EntryReader, f *File, w tableWriter) (int64, error) {
 	cols := entryColumns
 	if f.GDPR {
 		cols = append(slices.Clone(entryColumns), gdprColumns...)
@@ -214,7 +214,7 @@ var (
 // (dates ascending, funds before fees), with the opening balance, the sum
 // of each entry type, the closing balance and the entry count. A date with
 // no entries has its opening balance as closing balance and count 0.
-func writeBalances(ctx context.Context, st *ledger.Store, f *File, currency string, w tableWriter) (int64, error) {
+func writeBalances(ctx context.Context, st ledger.EntryReader, f *File, currency string, w tableWriter) (int64, error) {
 	n := int(f.To-f.From) + 1
 	per := make(map[ledger.Topic][]dateSums, len(f.Topics))
 	types := map[string]bool{}

@@ -84,12 +84,27 @@ func (s *Server) adminHandler() http.Handler {
 	return mux
 }
 
+// localFiles is the store as local files, or an error saying that this
+// store has none to back up or verify.
+func (s *Server) localFiles() (ledger.Files, error) {
+	f, ok := s.store.(ledger.Files)
+	if !ok {
+		return nil, errors.New("this store keeps no local file to back up or verify: use the database's own tools")
+	}
+	return f, nil
+}
+
 func (s *Server) handleAdminBackup(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-tar")
 	w.Header().Set("Trailer", trailerArchiveBytes+", "+trailerBackupBytes+", "+trailerBackupTxID+", "+trailerError)
 	start := time.Now()
 	cw := &countingWriter{w: w}
-	info, err := s.store.Backup(r.Context(), cw)
+	files, err := s.localFiles()
+	if err != nil {
+		w.Header().Set(trailerError, err.Error())
+		return
+	}
+	info, err := files.Backup(r.Context(), cw)
 	if err != nil {
 		s.log.Error("backup over admin socket failed", "err", err)
 		w.Header().Set(trailerError, oneLine(err.Error()))
@@ -117,7 +132,11 @@ func (s *Server) handleAdminVerify(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	start := time.Now()
-	rep, err := s.store.Verify(r.Context(), progress)
+	var rep ledger.VerifyReport
+	files, err := s.localFiles()
+	if err == nil {
+		rep, err = files.Verify(r.Context(), progress)
+	}
 	var line verifyLine
 	var ve *ledger.VerifyError
 	switch {

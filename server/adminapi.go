@@ -15,7 +15,7 @@ import (
 // audits each call. Report schedules are not served yet (UNIMPLEMENTED).
 type adminAPI struct {
 	v1.UnimplementedAdminServiceServer
-	store *ledger.Store
+	store ledger.Backend
 	auth  *auth.Service
 }
 

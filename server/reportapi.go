@@ -29,7 +29,7 @@ import (
 type reportAPI struct {
 	v1.UnimplementedReportServiceServer
 	srv     *Server
-	store   *ledger.Store
+	store   ledger.Backend
 	reader  *feed.Reader
 	cursors *feed.Cursors
 }

@@ -24,6 +24,13 @@ const (
 	sealWakeSize = 64
 )
 
+// sealStore is what the sealer uses of the store.
+type sealStore interface {
+	ledger.EntryReader // Ready, Changed
+	ledger.Ledgers
+	ledger.Seals
+}
+
 // sealer seals every closed ledger date (docs/seals.md): at start, and
 // whenever a ledger's funds log changes (a date closes by an append, an admin
 // close or CloseDue; each of them wakes both topics' readers), it signs each
@@ -32,7 +39,7 @@ const (
 // another, so a second sealer (or a manifest read sealing on demand) can
 // never change a seal.
 type sealer struct {
-	store *ledger.Store
+	store sealStore
 	auth  *auth.Service
 	log   *slog.Logger
 	now   func() time.Time
@@ -41,7 +48,7 @@ type sealer struct {
 	wake chan string
 }
 
-func newSealer(st *ledger.Store, a *auth.Service, log *slog.Logger) *sealer {
+func newSealer(st sealStore, a *auth.Service, log *slog.Logger) *sealer {
 	return &sealer{store: st, auth: a, log: log, now: time.Now, wake: make(chan string, sealWakeSize)}
 }
 

@@ -30,8 +30,12 @@ const DefaultShutdownTimeout = 10 * time.Second
 
 // Config is what New needs. Store is required; the rest have defaults.
 type Config struct {
-	Store  *ledger.Store
-	Logger *slog.Logger // nil = discard
+	Store ledger.Backend
+	// DataDir holds the server's local files (cursor.key). "" means the
+	// store's directory when it is kept in local files (ledger.Files);
+	// another store needs it set when Auth is.
+	DataDir string
+	Logger  *slog.Logger // nil = discard
 
 	HTTPAddr string // host:port; port 0 picks a free one
 	GRPCAddr string // host:port; port 0 picks a free one
@@ -61,7 +65,7 @@ type Config struct {
 
 // Server serves one store on its HTTP, gRPC and admin listeners.
 type Server struct {
-	store           *ledger.Store
+	store           ledger.Backend
 	log             *slog.Logger
 	shutdownTimeout time.Duration
 	metrics         *metrics
@@ -129,7 +133,14 @@ func New(cfg Config) (*Server, error) {
 	s.polls = newPollSlots(s.limits.MaxLongPollsPerClient)
 	s.stopping = make(chan struct{})
 	if s.auth != nil {
-		key, err := feed.LoadKey(cfg.Store.Dir())
+		dir := cfg.DataDir
+		if f, ok := cfg.Store.(ledger.Files); ok && dir == "" {
+			dir = f.Dir()
+		}
+		if dir == "" {
+			return nil, errors.New("server: no data directory for the cursor key (Config.DataDir)")
+		}
+		key, err := feed.LoadKey(dir)
 		if err != nil {
 			return nil, err
 		}
