@@ -118,6 +118,12 @@ func (a Account) validate(field string) error {
 // checks every store makes in PutLedger. Errors are *FieldError.
 func (l *Ledger) Validate() error { return l.validate() }
 
+// Validate checks the fields of c a caller sets (id, secret hash, scopes,
+// grants): the checks every store makes in CreateClient and UpdateClient.
+// Errors are *FieldError. (It sits here beside Ledger.Validate; the checks
+// are Client.validate in clients.go.)
+func (c *Client) Validate() error { return c.validate() }
+
 // validate checks the configured fields of l (not the store's state).
 func (l *Ledger) validate() error {
 	if !validIdent(l.ID, maxIDLen) {
