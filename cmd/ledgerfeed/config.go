@@ -15,6 +15,7 @@ import (
 // flags, so a flag wins over its variable.
 type config struct {
 	DataDir     string // --data, LEDGERFEED_DATA
+	Store       string // --store, LEDGERFEED_STORE: bolt:DIR or postgres://… ("" = bolt:DataDir)
 	HTTPAddr    string // --http-addr, LEDGERFEED_HTTP_ADDR
 	GRPCAddr    string // --grpc-addr, LEDGERFEED_GRPC_ADDR
 	AdminSecret string // --admin-secret, LEDGERFEED_ADMIN_SECRET
@@ -51,6 +52,7 @@ func (c *config) loadEnv(getenv func(string) string) error {
 		dst  *string
 	}{
 		{"LEDGERFEED_DATA", &c.DataDir},
+		{"LEDGERFEED_STORE", &c.Store},
 		{"LEDGERFEED_HTTP_ADDR", &c.HTTPAddr},
 		{"LEDGERFEED_GRPC_ADDR", &c.GRPCAddr},
 		{"LEDGERFEED_ADMIN_SECRET", &c.AdminSecret},
@@ -95,9 +97,15 @@ func (c *config) dataFlag(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data", c.DataDir, "data `DIR`: the store (ledgerfeed.db), its keys and the admin socket (env LEDGERFEED_DATA)")
 }
 
+// storeFlag binds --store, which serve and migrate have.
+func (c *config) storeFlag(fs *flag.FlagSet) {
+	fs.StringVar(&c.Store, "store", c.Store, "ledger `STORE`: bolt:DIR (the default, bolt:<--data>) or postgres://USER@HOST:PORT/DB?…;\na PostgreSQL node still keeps its keys, cursor key, credentials and report files in --data (env LEDGERFEED_STORE)")
+}
+
 // serveFlags binds the flags of serve.
 func (c *config) serveFlags(fs *flag.FlagSet) {
 	c.dataFlag(fs)
+	c.storeFlag(fs)
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "`HOST:PORT` of the REST API, /metrics, /healthz and /readyz (env LEDGERFEED_HTTP_ADDR)")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "`HOST:PORT` of the gRPC API, health and reflection (env LEDGERFEED_GRPC_ADDR)")
 	// Secrets are Func flags so that -h never prints one from the environment.

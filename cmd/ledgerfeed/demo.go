@@ -144,7 +144,7 @@ type demoResult struct {
 // secret is "". It does nothing on a store that has a ledger. The data is
 // the same on every run, relative to now. Progress goes to progress when
 // seeding takes more than a second.
-func seedDemo(ctx context.Context, st *ledger.Store, a *auth.Service, secret string, now time.Time, progress io.Writer) (demoResult, error) {
+func seedDemo(ctx context.Context, st ledger.Backend, a *auth.Service, secret string, now time.Time, progress io.Writer) (demoResult, error) {
 	if ls, err := st.ListLedgers("", 1); err != nil {
 		return demoResult{}, err
 	} else if len(ls) > 0 {
@@ -245,7 +245,7 @@ var (
 	demoMessages = []string{"Kaffe og bolle", "Takk!", "Lunsj", "", "Cappuccino x2", "Spleis bursdag", "", "Kake til møtet", "Ølkveld", "Takk for sist", ""}
 )
 
-func seedDemoLedger(ctx context.Context, st *ledger.Store, l *demoLedger, idx uint64, now time.Time, count *atomic.Int64) error {
+func seedDemoLedger(ctx context.Context, st ledger.Backend, l *demoLedger, idx uint64, now time.Time, count *atomic.Int64) error {
 	if _, _, err := st.PutLedger(ctx, l.Ledger); err != nil {
 		return err
 	}
@@ -425,7 +425,7 @@ func (g *demoGen) date(d ledger.Date, ago ledger.Date, isToday bool, last time.T
 // serveDemo is serve's --demo: it seeds an empty store (seedDemo), prints
 // the demo client's secret when it made one, and prints curl lines that
 // work against httpAddr.
-func serveDemo(ctx context.Context, cfg config, st *ledger.Store, a *auth.Service, httpAddr net.Addr, stdout, stderr io.Writer) error {
+func serveDemo(ctx context.Context, cfg config, st ledger.Backend, a *auth.Service, httpAddr net.Addr, stdout, stderr io.Writer) error {
 	res, err := seedDemo(ctx, st, a, cfg.DemoSecret, time.Now(), stderr)
 	if err != nil {
 		return err
@@ -466,7 +466,7 @@ func serveDemo(ctx context.Context, cfg config, st *ledger.Store, a *auth.Servic
 }
 
 // printDemoCurl prints the curl lines of the demo.
-func printDemoCurl(w io.Writer, st *ledger.Store, addr, secret string) {
+func printDemoCurl(w io.Writer, st ledger.Backend, addr, secret string) {
 	id := demoLedgers()[0].ID
 	yesterday := "YYYY-MM-DD"
 	if l, err := st.GetLedger(id); err == nil && l.OpenDate > 1 {

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ledgerfeed/ledgerfeed/ledger"
 	"github.com/ledgerfeed/ledgerfeed/report"
 )
 
@@ -72,7 +71,7 @@ func (r *reportSettings) check() error {
 }
 
 // config is the report service's configuration: files in DATA/reports.
-func (r *reportSettings) config(st *ledger.Store, dataDir string, log *slog.Logger) report.Config {
+func (r *reportSettings) config(st report.Store, dataDir string, log *slog.Logger) report.Config {
 	return report.Config{
 		Store: st, Dir: filepath.Join(dataDir, "reports"), Logger: log.With("component", "report"),
 		Retention: r.Retention, TokenTTL: r.LinkTTL, DownloadsPerHour: r.DownloadsPerHour, Workers: r.Workers,

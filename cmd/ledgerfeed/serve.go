@@ -34,7 +34,7 @@ const closeDueEvery = time.Minute
 // DATA/admin-credentials).
 // Logs go to stderr.
 func runServe(ctx context.Context, cfg config, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", "[flags]", "Serves the store in --data: the REST API, /metrics, /healthz and /readyz on\n--http-addr; the gRPC API, grpc.health.v1 and reflection on --grpc-addr; the\nadmin socket for verify and backup in the data directory. SIGINT or SIGTERM\nshut it down gracefully.", stderr)
+	fs := newFlagSet("serve", "[flags]", "Serves the store in --store (default: the bbolt store in --data): the REST API,\n/metrics, /healthz and /readyz on --http-addr; the gRPC API, grpc.health.v1 and\nreflection on --grpc-addr; for a bbolt store, the admin socket for verify and\nbackup in the data directory. SIGINT or SIGTERM shut it down gracefully.", stderr)
 	cfg.serveFlags(fs)
 	rs, err := bindReportFlags(fs, os.Getenv)
 	if err != nil {
@@ -55,8 +55,13 @@ func runServe(ctx context.Context, cfg config, args []string, stdout, stderr io.
 		return usagef(fs, "%v", err)
 	}
 
+	dsn, err := cfg.resolveStore()
+	if err != nil {
+		return usagef(fs, "%v", err)
+	}
+
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	st, err := openStore(cfg.DataDir, ledger.Options{Logger: log.With("component", "ledger")})
+	st, err := openBackend(ctx, cfg.DataDir, dsn, log.With("component", "ledger"))
 	if err != nil {
 		return err
 	}
@@ -117,12 +122,17 @@ func runServe(ctx context.Context, cfg config, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	sock := "" // the admin socket's backup and verify are the bbolt file's
+	if dsn == "" {
+		sock = socketPath(cfg.DataDir)
+	}
 	srv, err := server.New(server.Config{
 		Store:      st,
+		DataDir:    cfg.DataDir,
 		Logger:     log,
 		HTTPAddr:   cfg.HTTPAddr,
 		GRPCAddr:   cfg.GRPCAddr,
-		SocketPath: socketPath(cfg.DataDir),
+		SocketPath: sock,
 		Auth:       a,
 		Audience:   audience,
 		Limits:     server.Limits{MaxBodyBytes: cfg.MaxBodyBytes},
@@ -155,7 +165,7 @@ func runServe(ctx context.Context, cfg config, args []string, stdout, stderr io.
 
 // closeDueLoop calls CloseDue now and then every closeDueEvery until ctx
 // ends. Failures are logged; the next tick tries again.
-func closeDueLoop(ctx context.Context, st *ledger.Store, log *slog.Logger) {
+func closeDueLoop(ctx context.Context, st ledger.Ledgers, log *slog.Logger) {
 	t := time.NewTicker(closeDueEvery)
 	defer t.Stop()
 	for {

@@ -5,10 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
 
 	"github.com/ledgerfeed/ledgerfeed/ledger"
+	"github.com/ledgerfeed/ledgerfeed/ledger/pgstore"
 	"github.com/ledgerfeed/ledgerfeed/server"
 )
 
@@ -19,6 +25,101 @@ const (
 )
 
 func socketPath(dataDir string) string { return filepath.Join(dataDir, socketFile) }
+
+// resolveStore reads --store (c.Store) and returns the PostgreSQL DSN it
+// names, or "" for the bbolt store. "" means bolt:<--data>. bolt:DIR makes
+// DIR the data directory too (the bbolt store keeps its keys and files
+// beside its file), so a --data other than the default must then name the
+// same directory. postgres:// and postgresql:// name a PostgreSQL database;
+// --data stays the node's directory for its local files.
+func (c *config) resolveStore() (dsn string, err error) {
+	switch s := c.Store; {
+	case s == "":
+		return "", nil
+	case strings.HasPrefix(s, "bolt:"):
+		dir := strings.TrimPrefix(s, "bolt:")
+		if dir == "" {
+			return "", fmt.Errorf("--store %q: want bolt:DIR", s)
+		}
+		if def := defaultConfig().DataDir; filepath.Clean(c.DataDir) != filepath.Clean(def) && filepath.Clean(c.DataDir) != filepath.Clean(dir) {
+			return "", fmt.Errorf("--store %s and --data %s name different directories; a bolt store's data directory is its own", s, c.DataDir)
+		}
+		c.DataDir = dir
+		return "", nil
+	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
+		return s, nil
+	}
+	return "", fmt.Errorf("--store: want bolt:DIR or postgres://USER@HOST:PORT/DB, not %q", redactDSN(c.Store))
+}
+
+// redactDSN hides a password in a URL-shaped store name before it is shown.
+func redactDSN(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}
+
+// openBackend opens the store serve uses: the bbolt store in dataDir, or
+// the PostgreSQL store at dsn. A PostgreSQL store is used only once it
+// implements all of ledger.Backend; until then this fails before
+// connecting, naming what it lacks.
+func openBackend(ctx context.Context, dataDir, dsn string, log *slog.Logger) (ledger.Backend, error) {
+	if dsn == "" {
+		st, err := openStore(dataDir, ledger.Options{Logger: log})
+		if err != nil {
+			return nil, err // not a nil *ledger.Store in a non-nil interface
+		}
+		return st, nil
+	}
+	if missing := missingMethods(reflect.TypeFor[*pgstore.Store](), reflect.TypeFor[ledger.Backend]()); len(missing) > 0 {
+		return nil, fmt.Errorf("the PostgreSQL store cannot serve yet: it does not implement %s of ledger.Backend; use --store bolt:DIR", strings.Join(missing, ", "))
+	}
+	st, err := pgstore.Open(ctx, dsn, pgstore.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	b, ok := any(st).(ledger.Backend)
+	if !ok { // missingMethods found none, so this does not happen
+		st.Close()
+		return nil, errors.New("the PostgreSQL store does not implement ledger.Backend")
+	}
+	return b, nil
+}
+
+// missingMethods returns the methods of interface iface that type t lacks
+// or has with another signature, sorted.
+func missingMethods(t, iface reflect.Type) []string {
+	var out []string
+	for i := range iface.NumMethod() {
+		m := iface.Method(i)
+		tm, ok := t.MethodByName(m.Name)
+		// tm.Type has the receiver first; compare the rest.
+		if !ok || !sameSignature(tm.Type, m.Type) {
+			out = append(out, m.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sameSignature(method, ifaceMethod reflect.Type) bool {
+	if method.NumIn()-1 != ifaceMethod.NumIn() || method.NumOut() != ifaceMethod.NumOut() || method.IsVariadic() != ifaceMethod.IsVariadic() {
+		return false
+	}
+	for i := range ifaceMethod.NumIn() {
+		if method.In(i+1) != ifaceMethod.In(i) {
+			return false
+		}
+	}
+	for i := range ifaceMethod.NumOut() {
+		if method.Out(i) != ifaceMethod.Out(i) {
+			return false
+		}
+	}
+	return true
+}
 
 // openStore opens the store in dataDir. The ledger's errors already say what
 // to do (ErrDamaged: restore from a backup); this adds the directory.
