@@ -119,14 +119,14 @@ func newRBEnv(b *testing.B) *rbEnv {
 // recipient handle, one in ten with GDPR fields (not read: no consent).
 func (e *rbEnv) entries(n int) []ledger.EntryInput {
 	in := make([]ledger.EntryInput, n)
-	t0 := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Microsecond) // 10 M entries span 1000 s
 	for i := range in {
 		e.n++
 		k := e.n
 		h := "NO:123456"
 		in[i] = ledger.EntryInput{
 			EntryID: fmt.Sprintf("bench-%09d", k), PSPReference: strconv.Itoa(k), Reference: fmt.Sprintf("shop-1-order-%08d", k),
-			Time: t0.Add(time.Duration(k) * time.Millisecond), EntryType: "capture", Amount: int64(100 + k%500_000),
+			Time: t0.Add(time.Duration(k) * 100 * time.Microsecond), EntryType: "capture", Amount: int64(100 + k%500_000),
 			RecipientHandle: &h,
 		}
 		if k%10 == 0 {
