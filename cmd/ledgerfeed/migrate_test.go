@@ -226,3 +226,28 @@ func TestMigrate_PostgresUnreachable(t *testing.T) {
 		t.Fatalf("err = %v, want a migrate error", err)
 	}
 }
+
+// partialStore has one method of ledger.Backend right and one wrong.
+type partialStore struct{}
+
+func (partialStore) Head(string, ledger.Topic) (ledger.Head, error) { return ledger.Head{}, nil }
+func (partialStore) Close()                                         {} // Backend's returns error
+
+func TestMissingMethods(t *testing.T) {
+	iface := reflect.TypeFor[ledger.Backend]()
+	if m := missingMethods(reflect.TypeFor[*ledger.Store](), iface); len(m) != 0 {
+		t.Fatalf("*ledger.Store lacks %v", m)
+	}
+	m := missingMethods(reflect.TypeFor[partialStore](), iface)
+	if len(m) != iface.NumMethod()-1 {
+		t.Fatalf("missing %d of %d: %v", len(m), iface.NumMethod(), m)
+	}
+	for _, name := range m {
+		if name == "Head" {
+			t.Fatalf("Head reported missing: %v", m)
+		}
+	}
+	if !strings.Contains(strings.Join(m, ","), "Close") {
+		t.Fatalf("Close with another signature not reported: %v", m)
+	}
+}
