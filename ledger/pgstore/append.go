@@ -297,6 +297,7 @@ func (s *Store) tryCommit(ledgerID string, reqs []*appendReq) error {
 		origOpen := open
 		w := &rows{dateIndex: map[dateKey]int{}}
 		appended := false
+		var moves []int32 // the open dates moved to, for the closes table
 		for _, r := range reqs {
 			st := *heads[topicCode(r.topic)]
 			newOpen, err := s.plan(r, ledgerID, currency, num, cal, open, &st, stored, w)
@@ -307,6 +308,9 @@ func (s *Store) tryCommit(ledgerID string, reqs []*appendReq) error {
 			if err != nil {
 				r.err = err
 				continue
+			}
+			if newOpen != open && open != 0 { // dates before the first never opened: not closed
+				moves = append(moves, int32(newOpen))
 			}
 			open = newOpen
 			if r.res.Appended > 0 {
@@ -356,7 +360,11 @@ func (s *Store) tryCommit(ledgerID string, reqs []*appendReq) error {
 			wb.Queue(`UPDATE ledgers SET has_entries = true WHERE num = $1`, num)
 		}
 		if open != origOpen {
-			wb.Queue(`UPDATE ledgers SET open_date = $2, updated_at = $3 WHERE num = $1`, num, int32(open), s.now().UTC().Truncate(time.Microsecond))
+			now := s.now().UTC().Truncate(time.Microsecond)
+			wb.Queue(`UPDATE ledgers SET open_date = $2, updated_at = $3 WHERE num = $1`, num, int32(open), now)
+			if len(moves) > 0 {
+				wb.Queue(insertCloses, num, moves, now.UnixMicro())
+			}
 			touched = append(touched, bothTopics(ledgerID)...)
 		}
 		payloads := make([]string, len(touched))

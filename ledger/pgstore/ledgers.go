@@ -177,8 +177,13 @@ func (s *Store) advanceOpenDate(ctx context.Context, tx pgx.Tx, id string, open,
 	if d <= open {
 		return open, false, nil
 	}
-	if _, err := tx.Exec(ctx, "UPDATE ledgers SET open_date = $2, updated_at = $3 WHERE id = $1",
-		id, int32(d), s.now().UTC().Truncate(time.Microsecond)); err != nil {
+	// The dates open..d-1 close now (closes table), unless the ledger had no
+	// open date yet: dates before its first never opened.
+	now := s.now().UTC().Truncate(time.Microsecond)
+	if _, err := tx.Exec(ctx, `WITH l AS (UPDATE ledgers SET open_date = $2, updated_at = $3 WHERE id = $1 RETURNING num)
+		INSERT INTO closes (num, open_date, closed_us) SELECT num, $2, $4 FROM l WHERE $5
+		ON CONFLICT (num, open_date) DO UPDATE SET closed_us = excluded.closed_us`,
+		id, int32(d), now, now.UnixMicro(), open != 0); err != nil {
 		return open, false, err
 	}
 	return d, true, notifyKeys(ctx, tx, bothTopics(id))
