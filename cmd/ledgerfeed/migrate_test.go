@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -144,14 +146,54 @@ func TestServe_StorePostgres(t *testing.T) {
 		}
 		return
 	}
-	dsn := pgtest.Start(t)
-	s := startServe(t, t.TempDir(), "--store", dsn)
-	if code, body := s.get(t, "/readyz"); code != 200 {
-		t.Fatalf("/readyz = %d %q", code, body)
+	// The demo served from PostgreSQL answers as the one served from bbolt.
+	pg := demoAnswers(t, "--store", pgtest.Start(t))
+	bolt := demoAnswers(t)
+	if pg != bolt {
+		t.Fatalf("answers differ:\npostgres: %s\nbolt:     %s", pg, bolt)
+	}
+}
+
+// demoAnswers serves the demo on a new data directory (and the store extra
+// names) and returns the ledger list and the first feed page of a demo
+// ledger, without what differs from run to run (times, cursors, hashes).
+func demoAnswers(t *testing.T, extra ...string) string {
+	t.Helper()
+	s, out := serveWithStdout(t, t.TempDir(), append([]string{"--demo", "--demo-secret", "demo-secret-0123456789"}, extra...)...)
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(out.text(), "includeGDPRSensitiveData=true"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("demo not seeded within 60s\nstdout:\n%s\nstderr:\n%s", out.text(), s.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	code, tok := saToken(t, s.httpAddr, "demo-partner", "demo-secret-0123456789")
+	if code != 200 {
+		t.Fatalf("token: %d", code)
+	}
+	code, ledgers := saDo(t, "GET", "http://"+s.httpAddr+"/settlement/v1/ledgers", tok, "")
+	if code != 200 {
+		t.Fatalf("ledgers: %d %s", code, ledgers)
+	}
+	code, body := saDo(t, "GET", "http://"+s.httpAddr+"/report/v2/ledgers/302321/funds/feed?pageSize=200", tok, "")
+	if code != 200 {
+		t.Fatalf("feed: %d %s", code, body)
+	}
+	var page struct {
+		Items []struct {
+			PSPReference string `json:"pspReference"`
+			Reference    string `json:"reference"`
+			EntryType    string `json:"entryType"`
+			Amount       int64  `json:"amount"`
+			BalanceAfter int64  `json:"balanceAfter"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(body), &page); err != nil || len(page.Items) == 0 {
+		t.Fatalf("feed page: %v, %d items: %s", err, len(page.Items), body)
 	}
 	if err := s.stop(t); err != nil {
 		t.Fatal(err)
 	}
+	return fmt.Sprintf("%s %+v", ledgers, page.Items)
 }
 
 func TestMigrate_Bolt(t *testing.T) {
