@@ -29,7 +29,7 @@ func runBackup(ctx context.Context, cfg config, args []string, stdout, stderr io
 	}
 	file := pos[0]
 
-	m, err := openMaintainer(cfg.DataDir, stderr)
+	m, err := openMaintainer(cfg.Store, cfg.DataDir, stderr)
 	if err != nil {
 		return err
 	}

@@ -293,3 +293,37 @@ func TestMissingMethods(t *testing.T) {
 		t.Fatalf("Close with another signature not reported: %v", m)
 	}
 }
+
+// LEDGERFEED_STORE=bolt:DIR moves the data directory of the commands that
+// have no --store flag; a PostgreSQL one is refused by verify and backup,
+// which work on the bbolt file.
+func TestStoreEnv_OtherCommands(t *testing.T) {
+	dir := t.TempDir()
+	st, err := ledger.Open(dir, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.PutLedger(context.Background(), ledger.Ledger{ID: "302321", Currency: "NOK", TimeZone: "Europe/Oslo"}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	t.Setenv("LEDGERFEED_DATA", "")
+	t.Setenv("LEDGERFEED_STORE", "bolt:"+dir)
+	stdout, stderr, err := runCmd(t, "verify")
+	if err != nil || !strings.Contains(stdout, "ok: 1 ledgers") {
+		t.Fatalf("verify with LEDGERFEED_STORE=bolt:DIR: %v\nstdout %q\nstderr %q", err, stdout, stderr)
+	}
+	t.Setenv("LEDGERFEED_DATA", t.TempDir())
+	if _, _, err := runCmd(t, "verify"); err == nil || !strings.Contains(err.Error(), "different directories") {
+		t.Fatalf("verify with another LEDGERFEED_DATA: %v", err)
+	}
+
+	t.Setenv("LEDGERFEED_DATA", dir)
+	t.Setenv("LEDGERFEED_STORE", "postgres://lf@127.0.0.1:1/lf")
+	for _, args := range [][]string{{"verify"}, {"backup", filepath.Join(t.TempDir(), "b.tar")}} {
+		if _, _, err := runCmd(t, args...); err == nil || !strings.Contains(err.Error(), "PostgreSQL") {
+			t.Errorf("%s with a PostgreSQL store: %v", args[0], err)
+		}
+	}
+}

@@ -54,6 +54,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	for _, c := range commands {
 		if c.name == name {
+			if !storeFlagCommands[name] {
+				if _, err := cfg.resolveStore(); err != nil {
+					fmt.Fprintln(stderr, "ledgerfeed: LEDGERFEED_STORE:", err)
+					return usageError{err}
+				}
+			}
 			return c.run(ctx, cfg, args, stdout, stderr)
 		}
 	}

@@ -46,11 +46,20 @@ func (c *config) resolveStore() (dsn string, err error) {
 		}
 		c.DataDir = dir
 		return "", nil
-	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
+	case isPostgres(s):
 		return s, nil
 	}
 	return "", fmt.Errorf("--store: want bolt:DIR or postgres://USER@HOST:PORT/DB, not %q", redactDSN(c.Store))
 }
+
+func isPostgres(store string) bool {
+	return strings.HasPrefix(store, "postgres://") || strings.HasPrefix(store, "postgresql://")
+}
+
+// storeFlagCommands read --store after their own flags (resolveStore); the
+// other commands take the store from LEDGERFEED_STORE before theirs, so
+// that bolt:DIR moves their data directory too.
+var storeFlagCommands = map[string]bool{"serve": true, "migrate": true}
 
 // redactDSN hides a password in a URL-shaped store name before it is shown.
 func redactDSN(s string) string {
@@ -141,8 +150,12 @@ type maintainer interface {
 
 // openMaintainer opens the store in dataDir, or, when a server holds it,
 // a client of that server's admin socket. It never creates a store: a
-// directory without one is an error.
-func openMaintainer(dataDir string, stderr io.Writer) (maintainer, error) {
+// directory without one is an error, and so is a store (LEDGERFEED_STORE)
+// in PostgreSQL, which has no file to check or copy.
+func openMaintainer(store, dataDir string, stderr io.Writer) (maintainer, error) {
+	if isPostgres(store) {
+		return nil, errors.New("LEDGERFEED_STORE names a PostgreSQL database: verify and backup work on a bbolt store's file; back PostgreSQL up with its own tools (pg_dump, pg_basebackup)")
+	}
 	if _, err := os.Stat(filepath.Join(dataDir, dbFile)); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("no store in %s (no %s there; set --data or LEDGERFEED_DATA)", dataDir, dbFile)

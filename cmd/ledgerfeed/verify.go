@@ -30,7 +30,7 @@ func runVerify(ctx context.Context, cfg config, args []string, stdout, stderr io
 		return usagef(fs, "unexpected argument %q", pos[0])
 	}
 
-	m, err := openMaintainer(cfg.DataDir, stderr)
+	m, err := openMaintainer(cfg.Store, cfg.DataDir, stderr)
 	if err != nil {
 		return err
 	}
