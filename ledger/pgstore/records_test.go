@@ -56,7 +56,7 @@ func TestRecords_SameAsBolt(t *testing.T) {
 		return keyParts[rng.IntN(len(keyParts))]
 	}
 	seen := map[string]int{}
-	for step := 0; step < 250; step++ {
+	for step := 0; step < 160; step++ {
 		// One transaction's operations, decided before either store runs it.
 		type op struct {
 			what       int

@@ -16,7 +16,7 @@ import (
 // order, GDPR fields, an erasure, sealed dates) and runs random searches —
 // every filter alone and combined, forward and backward pages from random
 // edges, with and without GDPR, empty time ranges, bad limits — requiring
-// identical pages from both, and that the run met full pages, partial
+// identical pages from both (200 queries), and that the run met full pages, partial
 // pages and empty ones.
 func TestSearch_SameAsBolt(t *testing.T) {
 	ctx := context.Background()
@@ -105,7 +105,7 @@ func TestSearch_SameAsBolt(t *testing.T) {
 		}
 		return b.String()
 	}
-	for i := 0; i < 300; i++ {
+	for i := 0; i < 200; i++ {
 		var q ledger.SearchQuery
 		topic := ledger.Topics[rng.IntN(2)]
 		if rng.IntN(3) == 0 {
