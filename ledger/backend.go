@@ -118,14 +118,11 @@ type AuditLog interface {
 
 // Records keeps other packages' small records by kind and key (package
 // report's jobs, schedules, tokens and runs).
-//
-// RecordTx is still the bbolt store's transaction type; a second store can
-// implement Records only once it becomes an interface.
 type Records interface {
 	// UpdateRecords runs fn in one atomic read-modify-write and returns once
 	// its changes are durable, or with fn's error and nothing changed. fn
 	// may run more than once.
-	UpdateRecords(ctx context.Context, fn func(t *RecordTx) error) error
+	UpdateRecords(ctx context.Context, fn func(t RecordTx) error) error
 	// GetRecord returns a copy of a record's value, or ErrNotFound.
 	GetRecord(kind RecordKind, key string) ([]byte, error)
 	// ScanRecords calls fn for each record of kind whose key starts with

@@ -48,14 +48,27 @@ func checkRecordKey(key string) error {
 }
 
 // RecordTx is one atomic read-modify-write over records of any kinds, in
-// UpdateRecords. Values it returns are copies.
-type RecordTx struct {
+// UpdateRecords. Values it returns are copies. Each store has its own.
+type RecordTx interface {
+	// Get returns the value of a record, or nil when there is none.
+	Get(kind RecordKind, key string) ([]byte, error)
+	// Scan calls fn for each record of kind whose key starts with prefix, in
+	// key order; value is valid only during the call. fn must not write.
+	Scan(kind RecordKind, prefix string, fn func(key string, value []byte) error) error
+	// Put creates or replaces a record.
+	Put(kind RecordKind, key string, value []byte) error
+	// Delete removes a record; a missing one is no error.
+	Delete(kind RecordKind, key string) error
+}
+
+// boltRecordTx is the bbolt store's RecordTx.
+type boltRecordTx struct {
 	tx    *bolt.Tx
 	wrote bool
 }
 
 // Get returns the value of a record, or nil when there is none.
-func (t *RecordTx) Get(kind RecordKind, key string) ([]byte, error) {
+func (t *boltRecordTx) Get(kind RecordKind, key string) ([]byte, error) {
 	b, err := kind.bucket(t.tx)
 	if err != nil {
 		return nil, err
@@ -69,7 +82,7 @@ func (t *RecordTx) Get(kind RecordKind, key string) ([]byte, error) {
 
 // Scan calls fn for each record of kind whose key starts with prefix, in
 // key order; value is valid only during the call. fn must not write.
-func (t *RecordTx) Scan(kind RecordKind, prefix string, fn func(key string, value []byte) error) error {
+func (t *boltRecordTx) Scan(kind RecordKind, prefix string, fn func(key string, value []byte) error) error {
 	b, err := kind.bucket(t.tx)
 	if err != nil {
 		return err
@@ -78,7 +91,7 @@ func (t *RecordTx) Scan(kind RecordKind, prefix string, fn func(key string, valu
 }
 
 // Put creates or replaces a record.
-func (t *RecordTx) Put(kind RecordKind, key string, value []byte) error {
+func (t *boltRecordTx) Put(kind RecordKind, key string, value []byte) error {
 	b, err := kind.bucket(t.tx)
 	if err != nil {
 		return err
@@ -94,7 +107,7 @@ func (t *RecordTx) Put(kind RecordKind, key string, value []byte) error {
 }
 
 // Delete removes a record; a missing one is no error.
-func (t *RecordTx) Delete(kind RecordKind, key string) error {
+func (t *boltRecordTx) Delete(kind RecordKind, key string) error {
 	b, err := kind.bucket(t.tx)
 	if err != nil {
 		return err
@@ -108,9 +121,9 @@ func (t *RecordTx) Delete(kind RecordKind, key string) error {
 // the commit of whatever else is being written. fn may run more than once
 // (when another write of the same commit fails), so it must only read and
 // write through t and its own locals.
-func (s *Store) UpdateRecords(ctx context.Context, fn func(t *RecordTx) error) error {
+func (s *Store) UpdateRecords(ctx context.Context, fn func(t RecordTx) error) error {
 	_, err := s.write(ctx, func(w *wtx) (any, error) {
-		t := &RecordTx{tx: w.Tx}
+		t := &boltRecordTx{tx: w.Tx}
 		if err := fn(t); err != nil {
 			if t.wrote {
 				return nil, dirty(err)

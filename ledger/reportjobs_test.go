@@ -28,7 +28,7 @@ func TestStore_Records_PutGetScanDelete(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
 	s := openTestStoreAt(t, dir, Options{})
-	err := s.UpdateRecords(ctx, func(tx *RecordTx) error {
+	err := s.UpdateRecords(ctx, func(tx RecordTx) error {
 		for _, k := range []string{"acme\x00b", "acme\x00a", "acme2\x00c", "zed\x00d"} {
 			if err := tx.Put(RecordReportFiles, k, []byte("v-"+k)); err != nil {
 				return err
@@ -62,7 +62,7 @@ func TestStore_Records_PutGetScanDelete(t *testing.T) {
 	if v, err := s.GetRecord(RecordReportFiles, "zed\x00d"); err != nil || string(v) != "v-zed\x00d" {
 		t.Errorf("after reopen: %q, %v", v, err)
 	}
-	if err := s.UpdateRecords(ctx, func(tx *RecordTx) error { return tx.Delete(RecordReportFiles, "zed\x00d") }); err != nil {
+	if err := s.UpdateRecords(ctx, func(tx RecordTx) error { return tx.Delete(RecordReportFiles, "zed\x00d") }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GetRecord(RecordReportFiles, "zed\x00d"); !errors.Is(err, ErrNotFound) {
@@ -73,11 +73,11 @@ func TestStore_Records_PutGetScanDelete(t *testing.T) {
 func TestStore_UpdateRecords_ErrorChangesNothing(t *testing.T) {
 	ctx := context.Background()
 	s := openTestStore(t, Options{})
-	if err := s.UpdateRecords(ctx, func(tx *RecordTx) error { return tx.Put(RecordScheduleRuns, "k", []byte("1")) }); err != nil {
+	if err := s.UpdateRecords(ctx, func(tx RecordTx) error { return tx.Put(RecordScheduleRuns, "k", []byte("1")) }); err != nil {
 		t.Fatal(err)
 	}
 	boom := errors.New("boom")
-	err := s.UpdateRecords(ctx, func(tx *RecordTx) error {
+	err := s.UpdateRecords(ctx, func(tx RecordTx) error {
 		old, err := tx.Get(RecordScheduleRuns, "k")
 		if err != nil || string(old) != "1" {
 			t.Errorf("Get in tx = %q, %v", old, err)
@@ -101,9 +101,9 @@ func TestStore_UpdateRecords_ErrorChangesNothing(t *testing.T) {
 func TestStore_Records_ErrInvalid(t *testing.T) {
 	ctx := context.Background()
 	s := openTestStore(t, Options{})
-	for name, fn := range map[string]func(tx *RecordTx) error{
-		"unknown kind": func(tx *RecordTx) error { return tx.Put("nope", "k", nil) },
-		"empty key":    func(tx *RecordTx) error { return tx.Put(RecordReportFiles, "", nil) },
+	for name, fn := range map[string]func(tx RecordTx) error{
+		"unknown kind": func(tx RecordTx) error { return tx.Put("nope", "k", nil) },
+		"empty key":    func(tx RecordTx) error { return tx.Put(RecordReportFiles, "", nil) },
 	} {
 		if err := s.UpdateRecords(ctx, fn); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)

@@ -47,7 +47,7 @@ func (s *Service) WithDownloads(ctx context.Context, files []File) error {
 	for j := range toks {
 		toks[j] = newID()
 	}
-	err := s.st.UpdateRecords(ctx, func(tx *ledger.RecordTx) error {
+	err := s.st.UpdateRecords(ctx, func(tx ledger.RecordTx) error {
 		for j, i := range fresh {
 			f := files[i]
 			v, err := tx.Get(ledger.RecordReportFiles, f.key())

@@ -102,7 +102,7 @@ func (s *Service) PutSchedule(ctx context.Context, sc Schedule) (Schedule, bool,
 	}
 	now := s.now().UTC()
 	var created bool
-	err = s.st.UpdateRecords(ctx, func(tx *ledger.RecordTx) error {
+	err = s.st.UpdateRecords(ctx, func(tx ledger.RecordTx) error {
 		key := scheduleKey(sc.LedgerID, sc.ID)
 		v, err := tx.Get(ledger.RecordReportSchedules, key)
 		if err != nil {
@@ -157,7 +157,7 @@ func (s *Service) Schedules(ledgerID string) ([]Schedule, error) {
 // DeleteSchedule deletes a schedule; the files it made stay. A missing one
 // is ErrNotFound.
 func (s *Service) DeleteSchedule(ctx context.Context, ledgerID, id string) error {
-	return s.st.UpdateRecords(ctx, func(tx *ledger.RecordTx) error {
+	return s.st.UpdateRecords(ctx, func(tx ledger.RecordTx) error {
 		key := scheduleKey(ledgerID, id)
 		v, err := tx.Get(ledger.RecordReportSchedules, key)
 		if err != nil {
@@ -233,7 +233,7 @@ func (s *Service) makeScheduled(ctx context.Context, sc Schedule, start, end led
 	f := s.newFile(sc.ClientID, r, SourceAuto, sc.ID)
 	runKey := sc.LedgerID + "\x00" + sc.ID + "\x00" + start.String() + "\x00" + end.String()
 	made := false
-	err := s.st.UpdateRecords(ctx, func(tx *ledger.RecordTx) error {
+	err := s.st.UpdateRecords(ctx, func(tx ledger.RecordTx) error {
 		made = false
 		v, err := tx.Get(ledger.RecordScheduleRuns, runKey)
 		if err != nil || v != nil {

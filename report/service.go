@@ -236,7 +236,7 @@ func (s *Service) work(ctx context.Context) {
 // the record as stored. fn may run more than once.
 func (s *Service) update(ctx context.Context, key string, fn func(f *File) error) (*File, error) {
 	var out *File
-	err := s.st.UpdateRecords(ctx, func(tx *ledger.RecordTx) error {
+	err := s.st.UpdateRecords(ctx, func(tx ledger.RecordTx) error {
 		v, err := tx.Get(ledger.RecordReportFiles, key)
 		if err != nil {
 			return err
@@ -441,7 +441,7 @@ func (s *Service) Request(ctx context.Context, clientID string, r Request) (File
 		}
 	}
 	f := s.newFile(clientID, r, SourceManual, "")
-	err = s.st.UpdateRecords(ctx, func(tx *ledger.RecordTx) error {
+	err = s.st.UpdateRecords(ctx, func(tx ledger.RecordTx) error {
 		active := 0
 		err := tx.Scan(ledger.RecordReportFiles, clientID+"\x00", func(_ string, v []byte) error {
 			g, err := unmarshalFile(v)

@@ -66,7 +66,7 @@ func (s *Service) Sweep(ctx context.Context) error {
 		nf, nt := min(len(oldFiles), 500), min(len(oldTokens), 500)
 		files, toks := oldFiles[:nf], oldTokens[:nt]
 		oldFiles, oldTokens = oldFiles[nf:], oldTokens[nt:]
-		err := s.st.UpdateRecords(ctx, func(tx *ledger.RecordTx) error {
+		err := s.st.UpdateRecords(ctx, func(tx ledger.RecordTx) error {
 			for _, k := range files {
 				if err := tx.Delete(ledger.RecordReportFiles, k); err != nil {
 					return err

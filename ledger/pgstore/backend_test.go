@@ -2,15 +2,7 @@ package pgstore
 
 import "github.com/ledgerfeed/ledgerfeed/ledger"
 
-// The roles of ledger/backend.go the PostgreSQL store fills. Records is
-// missing only because ledger.Records takes the bbolt transaction type
-// *ledger.RecordTx; (*Store).UpdateRecords takes *pgstore.RecordTx, which
-// has the same methods (Get, Scan, Put, Delete).
-var (
-	_ ledger.Entries  = (*Store)(nil)
-	_ ledger.Ledgers  = (*Store)(nil)
-	_ ledger.Clients  = (*Store)(nil)
-	_ ledger.AuditLog = (*Store)(nil)
-	_ ledger.Seals    = (*Store)(nil)
-	_ ledger.Searcher = (*Store)(nil)
-)
+// The PostgreSQL store is a whole ledger.Backend: every role of
+// ledger/backend.go. (ledger.Files — a local data file to back up and
+// verify — is the bbolt store's alone.)
+var _ ledger.Backend = (*Store)(nil)

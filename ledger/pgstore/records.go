@@ -145,7 +145,7 @@ func (t *RecordTx) Delete(kind ledger.RecordKind, key string) error {
 // changes are committed, or with fn's error and nothing changed. fn may run
 // more than once (after a serialization failure), so it must only read and
 // write through t and its own locals.
-func (s *Store) UpdateRecords(ctx context.Context, fn func(t *RecordTx) error) error {
+func (s *Store) UpdateRecords(ctx context.Context, fn func(t ledger.RecordTx) error) error {
 	if err := s.checkWrite(ctx); err != nil {
 		return err
 	}

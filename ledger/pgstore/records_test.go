@@ -116,8 +116,8 @@ func TestRecords_SameAsBolt(t *testing.T) {
 			return out.String(), nil
 		}
 		var outA, outB string
-		errA := pg.UpdateRecords(ctx, func(tx *RecordTx) (err error) { outA, err = run(tx); return err })
-		errB := bb.UpdateRecords(ctx, func(tx *ledger.RecordTx) (err error) { outB, err = run(tx); return err })
+		errA := pg.UpdateRecords(ctx, func(tx ledger.RecordTx) (err error) { outA, err = run(tx); return err })
+		errB := bb.UpdateRecords(ctx, func(tx ledger.RecordTx) (err error) { outB, err = run(tx); return err })
 		if outA != outB || errText(errA) != errText(errB) {
 			t.Fatalf("step %d: transaction answers differ:\npostgres %s → %v\nbolt     %s → %v", step, outA, errA, outB, errB)
 		}
@@ -177,7 +177,7 @@ func TestUpdateRecords_AcrossNodes(t *testing.T) {
 	dsn := pgtest.Start(t)
 	nodes := []*Store{openPG(t, dsn, Options{}), openPG(t, dsn, Options{})}
 	const jobs, workers = 40, 8
-	err := nodes[0].UpdateRecords(ctx, func(tx *RecordTx) error {
+	err := nodes[0].UpdateRecords(ctx, func(tx ledger.RecordTx) error {
 		for j := 0; j < jobs; j++ {
 			if err := tx.Put(ledger.RecordReportFiles, fmt.Sprintf("job\x00%03d", j), []byte("queued")); err != nil {
 				return err
@@ -197,7 +197,7 @@ func TestUpdateRecords_AcrossNodes(t *testing.T) {
 			s := nodes[w%2]
 			for {
 				var claimed string
-				err := s.UpdateRecords(ctx, func(tx *RecordTx) error {
+				err := s.UpdateRecords(ctx, func(tx ledger.RecordTx) error {
 					claimed = ""
 					v, err := tx.Get(ledger.RecordScheduleRuns, "counter")
 					if err != nil {
