@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Runs the ledger ingest benchmarks (ledger/bench_test.go) as
-# shared/BENCHMARKING.md asks: each run alternates a bare bbolt reference
-# (bench/reference) with the store and reports their ratio; runs repeat
-# BENCH_COUNT times and benchstat summarises them. Then the 1 M-entry memory
-# run (and the 10 M one with LEDGERFEED_BENCH_10M=1).
+# Runs the benchmarks as shared/BENCHMARKING.md asks: each ratio benchmark
+# alternates a bare reference (bench/reference) with ledgerfeed in the same
+# run and reports their ratio. In order (each section below says how to skip
+# it):
+#   1. the store's ingest (ledger/bench_test.go), BENCH_COUNT runs summarised
+#      with benchstat, then the 1 M-entry memory run (10 M with
+#      LEDGERFEED_BENCH_10M=1);
+#   2. the report API (server/bench_report_test.go, bench_drain_test.go):
+#      REST and gRPC pages, the empty poll, push latency, the drain;
+#   3. ledgerfeed sync; 4. report files (CSV, XLSX); 5. the PostgreSQL store.
 #
 #   scripts/bench.sh [OUTDIR]
 #
@@ -16,7 +21,8 @@
 #   LEDGERFEED_BENCH_PAIRS  measured pairs per run after one warm-up pair (default 3)
 #   LEDGERFEED_BENCH_CHUNK  length of each chunk (default 1s)
 #   LEDGERFEED_BENCH_10M=1  also ingest 10 M entries (several minutes, ~6 GB of disk)
-# With the defaults the ratio benchmarks take about 10 minutes.
+# With the defaults the ingest ratios take about 10 minutes, the whole script
+# about 30.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
