@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/ledgerfeed/ledgerfeed/ledger"
 )
@@ -29,6 +30,10 @@ func (a *Service) FlushAudit(ctx context.Context) error {
 }
 
 const maxAuditBatch = 512
+
+// auditGather is how long the writer waits for more events after the first
+// of a batch (FlushAudit does not wait).
+const auditGather = 5 * time.Millisecond
 
 type auditItem struct {
 	ev    ledger.AuditEvent
@@ -101,8 +106,27 @@ func (w *auditWriter) run() {
 			batch = append(batch, it.ev)
 		}
 	}
+	gather := time.NewTimer(time.Hour)
+	gather.Stop()
 	for it := range w.ch {
 		add(it)
+		// Gather for a moment before writing: under load, one commit (and
+		// fsync) then carries many events instead of a few, which is most
+		// of what an audited read costs. A flush request writes at once.
+		gather.Reset(auditGather)
+	wait:
+		for len(batch) < maxAuditBatch && len(flushes) == 0 {
+			select {
+			case it, ok := <-w.ch:
+				if !ok {
+					break wait
+				}
+				add(it)
+			case <-gather.C:
+				break wait
+			}
+		}
+		gather.Stop()
 	more:
 		for len(batch) < maxAuditBatch {
 			select {
