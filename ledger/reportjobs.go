@@ -23,6 +23,14 @@ const (
 	RecordScheduleRuns    RecordKind = "reportRuns"
 )
 
+// Record kinds of a store shared by several nodes only (the PostgreSQL
+// store; the bbolt store refuses them, its node keeps these in files):
+// package auth's signing keys and the server's secrets (the cursor key).
+const (
+	RecordSigningKeys RecordKind = "signingKeys"
+	RecordSecrets     RecordKind = "secrets"
+)
+
 // maxRecordKeyLen bounds a record key (bbolt allows 32 KiB).
 const maxRecordKeyLen = 1024
 

@@ -30,7 +30,8 @@ const recordRetries = 100
 
 func checkRecordKind(k ledger.RecordKind) error {
 	switch k {
-	case ledger.RecordReportFiles, ledger.RecordReportSchedules, ledger.RecordDownloadTokens, ledger.RecordScheduleRuns:
+	case ledger.RecordReportFiles, ledger.RecordReportSchedules, ledger.RecordDownloadTokens, ledger.RecordScheduleRuns,
+		ledger.RecordSigningKeys, ledger.RecordSecrets:
 		return nil
 	}
 	return fmt.Errorf("%w: unknown record kind %q", ledger.ErrInvalid, k)
