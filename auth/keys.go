@@ -251,21 +251,27 @@ func readKey(dir, kid string, hook func(string)) (*signingKey, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseKeyPEM(b, kid, path)
+}
+
+// parseKeyPEM parses the PKCS#8 PEM Ed25519 private key of kid; what names
+// it in errors.
+func parseKeyPEM(b []byte, kid, what string) (*signingKey, error) {
 	blk, _ := pem.Decode(b)
 	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("%s: not a PKCS#8 PEM private key", path)
+		return nil, fmt.Errorf("%s: not a PKCS#8 PEM private key", what)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	priv, ok := k.(ed25519.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("%s: not an Ed25519 key", path)
+		return nil, fmt.Errorf("%s: not an Ed25519 key", what)
 	}
 	pub := priv.Public().(ed25519.PublicKey)
 	if kidOf(pub) != kid {
-		return nil, fmt.Errorf("%s: the key does not match its name", path)
+		return nil, fmt.Errorf("%s: the key does not match its name", what)
 	}
 	return &signingKey{kid: kid, priv: priv, pub: pub}, nil
 }
@@ -304,73 +310,147 @@ func writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
-// keyRing is the in-memory view of the key directory.
+// keyStorage is where a key ring keeps its keys: files in a key directory
+// (fileKeys) or records of a shared store (recordKeys, keyrecords.go). The
+// ring's logic (grace, JWKS, polling) is the same on both.
+type keyStorage interface {
+	// open makes the first key when there is none (one of several openers
+	// at once wins, the others load its key) and forgets the private keys
+	// rotated out longer than keep ago.
+	open(now time.Time, keep time.Duration) error
+	// rotate makes a new current key; with keep > 0 it also forgets the
+	// private keys rotated out longer than keep ago.
+	rotate(now time.Time, keep time.Duration) (kid string, err error)
+	// read returns the current kid, the index, a reader of private keys
+	// and a stamp of what was read.
+	read() (keySnapshot, error)
+	// changed reports whether the current key may have changed since the
+	// read that gave stamp.
+	changed(stamp any) (bool, error)
+}
+
+// keySnapshot is one read of a keyStorage.
+type keySnapshot struct {
+	current string
+	index   keyIndex
+	key     func(kid string) (*signingKey, error)
+	stamp   any
+}
+
+// fileKeys is the keyStorage of a key directory.
+type fileKeys struct {
+	dir  string
+	hook func(path string)
+}
+
+func (f *fileKeys) open(now time.Time, keep time.Duration) error {
+	if err := ensureKeysDir(f.dir); err != nil {
+		return err
+	}
+	unlock, err := lockDir(f.dir)
+	if err != nil {
+		return fmt.Errorf("lock key directory: %w", err)
+	}
+	defer unlock()
+	if _, err := readCurrent(f.dir, f.hook); errors.Is(err, fs.ErrNotExist) {
+		_, err := rotateLocked(f.dir, now, keep)
+		return err
+	} else if err != nil {
+		return err
+	}
+	idx, err := readIndex(f.dir, f.hook)
+	if err != nil {
+		return err
+	}
+	before, _ := json.Marshal(idx)
+	idx.Keys = pruneKeys(f.dir, idx.Keys, now, keep)
+	if after, _ := json.Marshal(idx); string(after) != string(before) {
+		return writeIndex(f.dir, idx)
+	}
+	return nil
+}
+
+func (f *fileKeys) rotate(now time.Time, keep time.Duration) (string, error) {
+	return rotateKeys(f.dir, now, keep)
+}
+
+func (f *fileKeys) read() (keySnapshot, error) {
+	curPath := filepath.Join(f.dir, currentFileName)
+	if f.hook != nil {
+		f.hook(curPath)
+	}
+	stamp, err := os.Stat(curPath)
+	if err != nil {
+		return keySnapshot{}, err
+	}
+	kid, err := readCurrent(f.dir, f.hook)
+	if err != nil {
+		return keySnapshot{}, err
+	}
+	idx, err := readIndex(f.dir, f.hook)
+	if err != nil {
+		return keySnapshot{}, err
+	}
+	return keySnapshot{
+		current: kid, index: idx, stamp: stamp,
+		key: func(kid string) (*signingKey, error) { return readKey(f.dir, kid, f.hook) },
+	}, nil
+}
+
+func (f *fileKeys) changed(old any) (bool, error) {
+	curPath := filepath.Join(f.dir, currentFileName)
+	if f.hook != nil {
+		f.hook(curPath)
+	}
+	fi, err := os.Stat(curPath)
+	if err != nil {
+		return false, err
+	}
+	stamp, _ := old.(os.FileInfo)
+	same := stamp != nil && os.SameFile(fi, stamp) && fi.ModTime().Equal(stamp.ModTime()) && fi.Size() == stamp.Size()
+	return !same, nil
+}
+
+// keyRing is the in-memory view of the signing keys in their storage.
 type keyRing struct {
-	dir   string
+	store keyStorage
 	now   func() time.Time
 	grace time.Duration // how long a rotated-out key keeps verifying
 	poll  time.Duration // how often issuing checks the current marker
-	hook  func(path string)
 
 	mu        sync.RWMutex
 	current   *signingKey
 	keys      map[string]*signingKey
-	archived  []jwk       // public keys past their grace, newest last: seals only
-	stamp     os.FileInfo // of the current marker when last loaded
-	lastCheck time.Time   // monotonic
+	archived  []jwk     // public keys past their grace, newest last: seals only
+	stamp     any       // of the storage when last loaded
+	lastCheck time.Time // monotonic
 }
 
 // open makes the first key if there is none, deletes keys past their grace,
 // and loads the rest.
 func (r *keyRing) open() error {
-	if err := ensureKeysDir(r.dir); err != nil {
+	if err := r.store.open(r.now(), r.grace); err != nil {
 		return err
-	}
-	unlock, err := lockDir(r.dir)
-	if err != nil {
-		return fmt.Errorf("lock key directory: %w", err)
-	}
-	defer unlock()
-	if _, err := readCurrent(r.dir, r.hook); errors.Is(err, fs.ErrNotExist) {
-		if _, err := rotateLocked(r.dir, r.now(), r.grace); err != nil {
-			return err
-		}
-	} else if err != nil {
-		return err
-	} else {
-		idx, err := readIndex(r.dir, r.hook)
-		if err != nil {
-			return err
-		}
-		before, _ := json.Marshal(idx)
-		idx.Keys = pruneKeys(r.dir, idx.Keys, r.now(), r.grace)
-		if after, _ := json.Marshal(idx); string(after) != string(before) {
-			if err := writeIndex(r.dir, idx); err != nil {
-				return err
-			}
-		}
 	}
 	return r.load()
 }
 
-// load reads the key directory into memory.
+// rotate makes a new current key and loads it.
+func (r *keyRing) rotate() (string, error) {
+	kid, err := r.store.rotate(r.now(), r.grace)
+	if err != nil {
+		return "", err
+	}
+	return kid, r.load()
+}
+
+// load reads the keys from their storage into memory.
 func (r *keyRing) load() error {
-	curPath := filepath.Join(r.dir, currentFileName)
-	if r.hook != nil {
-		r.hook(curPath)
-	}
-	stamp, err := os.Stat(curPath)
+	snap, err := r.store.read()
 	if err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
-	kid, err := readCurrent(r.dir, r.hook)
-	if err != nil {
-		return fmt.Errorf("signing keys: %w", err)
-	}
-	idx, err := readIndex(r.dir, r.hook)
-	if err != nil {
-		return fmt.Errorf("signing keys: %w", err)
-	}
+	kid, idx := snap.current, snap.index
 	r.mu.RLock()
 	old := r.keys
 	r.mu.RUnlock()
@@ -382,7 +462,7 @@ func (r *keyRing) load() error {
 			c := *k
 			return &c, nil
 		}
-		return readKey(r.dir, kid, r.hook)
+		return snap.key(kid)
 	}
 	for _, e := range idx.Keys {
 		if e.Kid == kid || !validKid(e.Kid) {
@@ -392,15 +472,22 @@ func (r *keyRing) load() error {
 		if e.RetiredAt != nil {
 			retired = *e.RetiredAt
 		}
-		if now.Sub(retired) > r.grace {
+		archive := func() {
 			if pub, err := base64.RawURLEncoding.DecodeString(e.Public); err == nil && len(pub) == ed25519.PublicKeySize {
 				archived = append(archived, keyJWK(e.Kid, pub))
 			}
+		}
+		if now.Sub(retired) > r.grace {
+			archive()
 			continue
 		}
 		k, err := get(e.Kid)
 		if err != nil {
-			continue // a key we cannot read verifies nothing; the current one must load
+			// A key we cannot read verifies nothing (the current one must
+			// load), but its public key, when known, still verifies seals:
+			// another process with a shorter grace may have pruned it.
+			archive()
+			continue
 		}
 		k.retiredAt = retired
 		keys[e.Kid] = k
@@ -409,9 +496,10 @@ func (r *keyRing) load() error {
 	if err != nil {
 		return fmt.Errorf("signing keys: current key: %w", err)
 	}
+	cur.retiredAt = time.Time{}
 	keys[kid] = cur
 	r.mu.Lock()
-	r.current, r.keys, r.archived, r.stamp, r.lastCheck = cur, keys, archived, stamp, time.Now()
+	r.current, r.keys, r.archived, r.stamp, r.lastCheck = cur, keys, archived, snap.stamp, time.Now()
 	r.mu.Unlock()
 	return nil
 }
@@ -425,15 +513,11 @@ func (r *keyRing) refresh(force bool) error {
 	if !force && time.Since(last) < r.poll {
 		return nil
 	}
-	curPath := filepath.Join(r.dir, currentFileName)
-	if r.hook != nil {
-		r.hook(curPath)
-	}
-	fi, err := os.Stat(curPath)
+	changed, err := r.store.changed(stamp)
 	if err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
-	if stamp != nil && os.SameFile(fi, stamp) && fi.ModTime().Equal(stamp.ModTime()) && fi.Size() == stamp.Size() {
+	if !changed {
 		r.mu.Lock()
 		r.lastCheck = time.Now()
 		r.mu.Unlock()

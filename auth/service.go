@@ -11,7 +11,7 @@ import (
 
 // Config configures a Service. The zero value (with DataDir) is usable.
 type Config struct {
-	DataDir  string        // signing keys live in DataDir/keys (0700, files 0600)
+	DataDir  string        // signing keys live in DataDir/keys (0700, files 0600), unless KeyRecords is set
 	Issuer   string        // "iss" of our tokens; "" means "ledgerfeed"
 	Audience string        // "aud" of our tokens and required in every token; "" means "ledgerfeed"
 	TokenTTL time.Duration // lifetime of a token; 0 means 1 h
@@ -39,6 +39,14 @@ type Config struct {
 	// 4096. When it is full Audit writes synchronously.
 	AuditQueue int
 
+	// KeyRecords, when set, keeps the signing keys in these records (a
+	// store shared by several nodes: every node signs with the current key
+	// and verifies every node's tokens) instead of DataDir/keys.
+	KeyRecords ledger.Records
+	// KeyPoll is how often a node looks for a rotation made elsewhere; 0
+	// means 2 s. It must stay well under Leeway.
+	KeyPoll time.Duration
+
 	Now    func() time.Time // nil means time.Now
 	Logger *slog.Logger     // nil discards
 }
@@ -46,10 +54,10 @@ type Config struct {
 // Leeway is the clock skew allowed when checking exp, nbf and iat.
 const Leeway = 30 * time.Second
 
-// keyPoll is how often issuing checks whether another process has rotated
-// the signing key. It must stay well under Leeway: tokens signed with a key
-// just rotated out elsewhere live up to keyPoll longer than the key's grace
-// would otherwise allow.
+// keyPoll is the default of Config.KeyPoll: how often issuing checks whether
+// another process (or node) has rotated the signing key. It must stay well
+// under Leeway: tokens signed with a key just rotated out elsewhere live up
+// to the poll interval longer than the key's grace would otherwise allow.
 const keyPoll = 2 * time.Second
 
 // Store is what the service keeps in the ledger store: the clients and the
@@ -92,8 +100,14 @@ func newService(store Store, cfg Config, fileHook func(string)) (*Service, error
 	if store == nil {
 		return nil, fmt.Errorf("auth: no store")
 	}
-	if cfg.DataDir == "" {
+	if cfg.DataDir == "" && cfg.KeyRecords == nil {
 		return nil, fmt.Errorf("auth: no data directory")
+	}
+	if cfg.KeyPoll <= 0 {
+		cfg.KeyPoll = keyPoll
+	}
+	if cfg.KeyPoll > Leeway/2 {
+		return nil, fmt.Errorf("auth: key poll interval %v is not well under the clock leeway %v", cfg.KeyPoll, Leeway)
 	}
 	if cfg.Issuer == "" {
 		cfg.Issuer = "ledgerfeed"
@@ -133,12 +147,16 @@ func newService(store Store, cfg Config, fileHook func(string)) (*Service, error
 		hashSlots: make(chan struct{}, cfg.MaxConcurrentHashes),
 		externals: map[string]*externalSet{},
 	}
+	var ks keyStorage = &fileKeys{dir: KeysDir(cfg.DataDir), hook: fileHook}
+	if cfg.KeyRecords != nil {
+		ks = &recordKeys{recs: cfg.KeyRecords, minCheck: min(minRecordCheck, cfg.KeyPoll)}
+	}
 	a.keys = &keyRing{
-		dir: KeysDir(cfg.DataDir), now: cfg.Now, poll: keyPoll, hook: fileHook,
+		store: ks, now: cfg.Now, poll: cfg.KeyPoll,
 		// A token signed just before a rotation lives TokenTTL; allow for
 		// the clock leeway and for a server that noticed a rotation by
 		// another process late.
-		grace: cfg.TokenTTL + Leeway + keyPoll,
+		grace: cfg.TokenTTL + Leeway + cfg.KeyPoll,
 	}
 	if err := a.keys.open(); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
@@ -190,11 +208,8 @@ func (a *Service) JWKS() []byte {
 // keep verifying until they expire; keys rotated out longer ago than that
 // are deleted.
 func (a *Service) RotateKey() (kid string, err error) {
-	kid, err = rotateKeys(a.keys.dir, a.now(), a.keys.grace)
+	kid, err = a.keys.rotate()
 	if err != nil {
-		return "", fmt.Errorf("rotate key: %w", err)
-	}
-	if err := a.keys.load(); err != nil {
 		return "", fmt.Errorf("rotate key: %w", err)
 	}
 	return kid, nil
