@@ -35,7 +35,11 @@ type Config struct {
 	// store's directory when it is kept in local files (ledger.Files);
 	// another store needs it set when Auth is.
 	DataDir string
-	Logger  *slog.Logger // nil = discard
+	// CursorKey, when set, is the key of the cursors' MACs (at least 16
+	// bytes) instead of DataDir/cursor.key: nodes sharing a store share it,
+	// so a cursor from one works on all.
+	CursorKey []byte
+	Logger    *slog.Logger // nil = discard
 
 	HTTPAddr string // host:port; port 0 picks a free one
 	GRPCAddr string // host:port; port 0 picks a free one
@@ -133,17 +137,21 @@ func New(cfg Config) (*Server, error) {
 	s.polls = newPollSlots(s.limits.MaxLongPollsPerClient)
 	s.stopping = make(chan struct{})
 	if s.auth != nil {
-		dir := cfg.DataDir
-		if f, ok := cfg.Store.(ledger.Files); ok && dir == "" {
-			dir = f.Dir()
+		key := cfg.CursorKey
+		if key == nil {
+			dir := cfg.DataDir
+			if f, ok := cfg.Store.(ledger.Files); ok && dir == "" {
+				dir = f.Dir()
+			}
+			if dir == "" {
+				return nil, errors.New("server: no data directory for the cursor key (Config.DataDir)")
+			}
+			var err error
+			if key, err = feed.LoadKey(dir); err != nil {
+				return nil, err
+			}
 		}
-		if dir == "" {
-			return nil, errors.New("server: no data directory for the cursor key (Config.DataDir)")
-		}
-		key, err := feed.LoadKey(dir)
-		if err != nil {
-			return nil, err
-		}
+		var err error
 		if s.cursors, err = feed.NewCursors(key); err != nil {
 			return nil, err
 		}
