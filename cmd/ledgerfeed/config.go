@@ -28,11 +28,12 @@ type config struct {
 	TokenTTL  time.Duration // --token-ttl, LEDGERFEED_TOKEN_TTL (0 = 1h)
 	JWKSFiles string        // --jwks-file (repeated), LEDGERFEED_JWKS_FILES: ISSUER=FILE, comma-separated
 	// Rate limits; 0 = the default, negative = none.
-	RateLimit      float64 // --rate-limit, LEDGERFEED_RATE_LIMIT: API calls per second per client (0 = 50)
-	RateBurst      int     // --rate-burst, LEDGERFEED_RATE_BURST (0 = 100)
-	TokenRateLimit float64 // --token-rate-limit, LEDGERFEED_TOKEN_RATE_LIMIT: token requests per minute per client id and per address (0 = 30)
-	TokenRateBurst int     // --token-rate-burst, LEDGERFEED_TOKEN_RATE_BURST (0 = 10)
-	MaxBodyBytes   int64   // --max-body-bytes, LEDGERFEED_MAX_BODY_BYTES (0 = 10 MiB)
+	RateLimit      float64       // --rate-limit, LEDGERFEED_RATE_LIMIT: API calls per second per client (0 = 50)
+	RateBurst      int           // --rate-burst, LEDGERFEED_RATE_BURST (0 = 100)
+	TokenRateLimit float64       // --token-rate-limit, LEDGERFEED_TOKEN_RATE_LIMIT: token requests per minute per client id and per address (0 = 30)
+	TokenRateBurst int           // --token-rate-burst, LEDGERFEED_TOKEN_RATE_BURST (0 = 10)
+	MaxBodyBytes   int64         // --max-body-bytes, LEDGERFEED_MAX_BODY_BYTES (0 = 10 MiB)
+	KeyPoll        time.Duration // --key-poll: how often a node looks for a signing key rotated elsewhere (0 = 2s)
 
 	jwksFromFlag bool // a --jwks-file flag was seen: later ones append
 }
@@ -99,7 +100,7 @@ func (c *config) dataFlag(fs *flag.FlagSet) {
 
 // storeFlag binds --store, which serve and migrate have.
 func (c *config) storeFlag(fs *flag.FlagSet) {
-	fs.StringVar(&c.Store, "store", c.Store, "ledger `STORE`: bolt:DIR (the default, bolt:<--data>) or postgres://USER@HOST:PORT/DB?…;\na PostgreSQL node still keeps its keys, cursor key, credentials and report files in --data (env LEDGERFEED_STORE)")
+	fs.StringVar(&c.Store, "store", c.Store, "ledger `STORE`: bolt:DIR (the default, bolt:<--data>) or postgres://USER@HOST:PORT/DB?…;\nnodes on one PostgreSQL database share its signing keys and cursor key; each keeps credentials and report files in --data (env LEDGERFEED_STORE)")
 }
 
 // serveFlags binds the flags of serve.
@@ -135,6 +136,7 @@ func (c *config) serveFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "burst of --rate-limit (env LEDGERFEED_RATE_BURST; 0: 100)")
 	fs.Float64Var(&c.TokenRateLimit, "token-rate-limit", c.TokenRateLimit, "token requests per minute per client id and per remote address (env LEDGERFEED_TOKEN_RATE_LIMIT; 0: 30; negative: no limit)")
 	fs.IntVar(&c.TokenRateBurst, "token-rate-burst", c.TokenRateBurst, "burst of --token-rate-limit (env LEDGERFEED_TOKEN_RATE_BURST; 0: 10)")
+	fs.DurationVar(&c.KeyPoll, "key-poll", c.KeyPoll, "how often the server looks for a signing key rotated by another process or node (0: 2s; at most 15s)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest REST request body accepted, 413 beyond (env LEDGERFEED_MAX_BODY_BYTES; 0: 10 MiB)")
 }
 
@@ -217,6 +219,8 @@ func (c *config) validateServe() error {
 		return fmt.Errorf("--rate-burst and --token-rate-burst must not be negative")
 	case c.MaxBodyBytes < 0:
 		return fmt.Errorf("--max-body-bytes must not be negative")
+	case c.KeyPoll < 0 || c.KeyPoll > auth.Leeway/2:
+		return fmt.Errorf("--key-poll must be 0 (2s) or up to %v", auth.Leeway/2)
 	}
 	return nil
 }

@@ -77,8 +77,20 @@ func runServe(ctx context.Context, cfg config, args []string, stdout, stderr io.
 	if err != nil {
 		return usagef(fs, "%v", err)
 	}
+	// Nodes sharing a PostgreSQL store share the signing keys and the
+	// cursor key, kept in the store; a bbolt node keeps them in --data.
+	var keyRecords ledger.Records
+	var cursorKey []byte
+	if dsn != "" {
+		keyRecords = st
+		if cursorKey, err = sharedCursorKey(ctx, st); err != nil {
+			return err
+		}
+	}
 	a, err := auth.New(st, auth.Config{
 		DataDir:            cfg.DataDir,
+		KeyRecords:         keyRecords,
+		KeyPoll:            cfg.KeyPoll,
 		Issuer:             cfg.Issuer,
 		Audience:           cfg.Audience,
 		TokenTTL:           cfg.TokenTTL,
@@ -129,6 +141,7 @@ func runServe(ctx context.Context, cfg config, args []string, stdout, stderr io.
 	srv, err := server.New(server.Config{
 		Store:      st,
 		DataDir:    cfg.DataDir,
+		CursorKey:  cursorKey,
 		Logger:     log,
 		HTTPAddr:   cfg.HTTPAddr,
 		GRPCAddr:   cfg.GRPCAddr,

@@ -59,7 +59,7 @@ func isPostgres(store string) bool {
 // storeFlagCommands read --store after their own flags (resolveStore); the
 // other commands take the store from LEDGERFEED_STORE before theirs, so
 // that bolt:DIR moves their data directory too.
-var storeFlagCommands = map[string]bool{"serve": true, "migrate": true}
+var storeFlagCommands = map[string]bool{"serve": true, "migrate": true, "keys": true}
 
 // redactDSN hides a password in a URL-shaped store name before it is shown.
 func redactDSN(s string) string {
