@@ -20,6 +20,7 @@ func (s *Server) grpcServer() (*grpc.Server, *health.Server) {
 		grpc.MaxRecvMsgSize(s.limits.MaxRecvMsgBytes),
 		grpc.MaxHeaderListSize(uint32(s.limits.MaxHeaderBytes)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.StatsHandler(answeredHandler{}), // pooled answers go back at End (pool.go)
 	)
 	s.registerGRPCServices(g)
 

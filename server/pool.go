@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"google.golang.org/grpc/stats"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -16,9 +17,9 @@ import (
 // messages. Allocating (and zeroing, and collecting) both for every page
 // costs more than reading the page, so REST requests reuse them: the
 // request's restState keeps what it took from the pools and gives it back
-// when the answer has been written (rest.go). gRPC answers are marshalled
-// by grpc after the handler returns, with no such moment to hook, and keep
-// allocating.
+// when the answer has been written (rest.go). A gRPC call does the same
+// with the entry blocks, given back at the call's End event, after grpc has
+// encoded and sent the answer (answeredHandler).
 
 // maxPooled caps what goes back to a pool: one outsized page does not stay
 // in memory for ever.
@@ -81,8 +82,8 @@ var entryBlocks = sync.Pool{New: func() any { return new(entryBlock) }}
 // messages come from a pooled block, given back after the answer is
 // written.
 func pageToProto(ctx context.Context, es []ledger.Entry) []*v1.Entry {
-	st := restStateOf(ctx)
-	if st == nil || len(es) == 0 || len(es) > maxPooledItems {
+	onDone := onAnswered(ctx)
+	if onDone == nil || len(es) == 0 || len(es) > maxPooledItems {
 		return entriesToProto(es)
 	}
 	blk := entryBlocks.Get().(*entryBlock)
@@ -91,9 +92,57 @@ func pageToProto(ctx context.Context, es []ledger.Entry) []*v1.Entry {
 		blk.ptrs, blk.msgs, blk.tss = make([]*v1.Entry, n), make([]v1.Entry, n), make([]timestamppb.Timestamp, n)
 	}
 	out := fillEntries(blk.ptrs[:len(es)], blk.msgs[:len(es)], blk.tss[:len(es)], es)
-	st.onDone(func() { entryBlocks.Put(blk) })
+	onDone(func() { entryBlocks.Put(blk) })
 	return out
 }
+
+// onAnswered returns how to register a function to run once the call's
+// answer has been written (REST) or encoded and sent (gRPC, see
+// answeredHandler); nil when the call has no such moment.
+func onAnswered(ctx context.Context) func(func()) {
+	if st := restStateOf(ctx); st != nil {
+		return st.onDone
+	}
+	if d, _ := ctx.Value(answeredKey{}).(*answered); d != nil {
+		return d.add
+	}
+	return nil
+}
+
+// answered is what a gRPC call runs once it has ended.
+type answered struct{ fns []func() }
+
+type answeredKey struct{}
+
+func (d *answered) add(fn func()) { d.fns = append(d.fns, fn) }
+
+// answeredHandler is a stats.Handler that gives every gRPC call an answered
+// record and runs it at the call's End event: grpc emits End after it has
+// encoded and sent the answer (a unary call's handler, encoding and End run
+// on one goroutine), so pooled messages can go back then.
+type answeredHandler struct{}
+
+func (answeredHandler) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
+	return context.WithValue(ctx, answeredKey{}, &answered{})
+}
+
+func (answeredHandler) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	if _, ok := s.(*stats.End); !ok {
+		return
+	}
+	if d, _ := ctx.Value(answeredKey{}).(*answered); d != nil {
+		for _, fn := range d.fns {
+			fn()
+		}
+		d.fns = nil
+	}
+}
+
+func (answeredHandler) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+
+func (answeredHandler) HandleConn(context.Context, stats.ConnStats) {}
 
 var entryBufs = sync.Pool{New: func() any { return new([]ledger.Entry) }}
 

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/ledgerfeed/ledgerfeed/ledger"
+
+	v1 "github.com/ledgerfeed/ledgerfeed/gen/ledgerfeed/v1"
 )
 
 // REST page answers are written from pooled buffers (pool.go). Readers at
@@ -115,5 +117,59 @@ func TestREST_PooledBufferHeldUntilWritten(t *testing.T) {
 		if w.aliased {
 			t.Fatalf("request %d: the answer's buffer was back in the pool while it was written", i)
 		}
+	}
+}
+
+// The same over gRPC: a page's messages come from a pooled block given back
+// at the call's End event (answeredHandler), after grpc has encoded the
+// answer; readers at once each get exactly their own entries.
+func TestGRPC_PooledPagesConcurrentReaders(t *testing.T) {
+	e := newReportEnv(t, Limits{})
+	const n = 1500
+	for _, day := range []string{"2024-01-01", "2024-01-02", "2024-01-03"} {
+		e.add(ledgerA, ledger.TopicFunds, day, n/3)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 2))
+			ctx := bearer(e.partner)
+			req := &v1.GetFeedRequest{LedgerId: ledgerA, Topic: "funds", IncludeGdprSensitiveData: g%2 == 0}
+			next := int64(1)
+			for next <= n {
+				req.PageSize = int32(1 + rng.IntN(700))
+				resp, err := e.rep.GetFeed(ctx, req)
+				if err != nil {
+					errs <- fmt.Errorf("reader %d: %v", g, err)
+					return
+				}
+				for _, it := range resp.GetItems() {
+					if it.GetPspReference() != fmt.Sprintf("psp%d", next) || it.GetAmount() != next {
+						errs <- fmt.Errorf("reader %d: item %v, want psp%d", g, it, next)
+						return
+					}
+					if (it.Name != nil) != (g%2 == 0 && next%2 == 0) {
+						errs <- fmt.Errorf("reader %d: entry %d name %v", g, next, it.Name)
+						return
+					}
+					next++
+				}
+				if len(resp.GetItems()) == 0 {
+					break
+				}
+				req.Cursor = resp.GetCursor()
+			}
+			if next != n+1 {
+				errs <- fmt.Errorf("reader %d ended at %d, want %d", g, next, n+1)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
