@@ -34,6 +34,12 @@ type Config struct {
 	// A negative TokenRatePerMinute turns the limit off.
 	TokenRatePerMinute float64
 	TokenBurst         int
+	// Nodes is how many ledgerfeed nodes share one store behind a load
+	// balancer (0 or 1: one). The limits above are for the whole service:
+	// each node's buckets hold 1/Nodes of every rate and burst (a burst at
+	// least 1), so with the load spread over the nodes a client gets the
+	// configured limit in all, and never more.
+	Nodes int
 
 	// AuditQueue is how many audit events may wait to be written; 0 means
 	// 4096. When it is full Audit writes synchronously.
@@ -132,6 +138,13 @@ func newService(store Store, cfg Config, fileHook func(string)) (*Service, error
 	}
 	if cfg.TokenBurst <= 0 {
 		cfg.TokenBurst = 10
+	}
+	if cfg.Nodes > 1 {
+		n := cfg.Nodes
+		cfg.RatePerSecond /= float64(n) // a negative rate (no limit) stays negative
+		cfg.TokenRatePerMinute /= float64(n)
+		cfg.Burst = max(1, (cfg.Burst+n-1)/n)
+		cfg.TokenBurst = max(1, (cfg.TokenBurst+n-1)/n)
 	}
 	if cfg.AuditQueue <= 0 {
 		cfg.AuditQueue = 4096

@@ -33,7 +33,8 @@ type config struct {
 	TokenRateLimit float64       // --token-rate-limit, LEDGERFEED_TOKEN_RATE_LIMIT: token requests per minute per client id and per address (0 = 30)
 	TokenRateBurst int           // --token-rate-burst, LEDGERFEED_TOKEN_RATE_BURST (0 = 10)
 	MaxBodyBytes   int64         // --max-body-bytes, LEDGERFEED_MAX_BODY_BYTES (0 = 10 MiB)
-	KeyPoll        time.Duration // --key-poll: how often a node looks for a signing key rotated elsewhere (0 = 2s)
+	KeyPoll        time.Duration // --key-poll, LEDGERFEED_KEY_POLL: how often a node looks for a signing key rotated elsewhere (0 = 2s)
+	Nodes          int           // --nodes, LEDGERFEED_NODES: nodes sharing the store; each enforces 1/Nodes of every rate limit (0 = 1)
 
 	jwksFromFlag bool // a --jwks-file flag was seen: later ones append
 }
@@ -76,6 +77,8 @@ func (c *config) loadEnv(getenv func(string) string) error {
 		{"LEDGERFEED_TOKEN_RATE_LIMIT", setFloat(&c.TokenRateLimit)},
 		{"LEDGERFEED_TOKEN_RATE_BURST", setInt(&c.TokenRateBurst)},
 		{"LEDGERFEED_MAX_BODY_BYTES", setInt64(&c.MaxBodyBytes)},
+		{"LEDGERFEED_KEY_POLL", setDuration(&c.KeyPoll)},
+		{"LEDGERFEED_NODES", setInt(&c.Nodes)},
 	} {
 		if s := getenv(v.name); s != "" {
 			if err := v.parse(s); err != nil {
@@ -136,7 +139,8 @@ func (c *config) serveFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "burst of --rate-limit (env LEDGERFEED_RATE_BURST; 0: 100)")
 	fs.Float64Var(&c.TokenRateLimit, "token-rate-limit", c.TokenRateLimit, "token requests per minute per client id and per remote address (env LEDGERFEED_TOKEN_RATE_LIMIT; 0: 30; negative: no limit)")
 	fs.IntVar(&c.TokenRateBurst, "token-rate-burst", c.TokenRateBurst, "burst of --token-rate-limit (env LEDGERFEED_TOKEN_RATE_BURST; 0: 10)")
-	fs.DurationVar(&c.KeyPoll, "key-poll", c.KeyPoll, "how often the server looks for a signing key rotated by another process or node (0: 2s; at most 15s)")
+	fs.DurationVar(&c.KeyPoll, "key-poll", c.KeyPoll, "how often the server looks for a signing key rotated by another process or node (env LEDGERFEED_KEY_POLL; 0: 2s; at most 15s)")
+	fs.IntVar(&c.Nodes, "nodes", c.Nodes, "how many nodes serve one --store behind a load balancer: the rate limits are for all of them, so each node enforces 1/N of every rate and burst (env LEDGERFEED_NODES; 0: 1)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest REST request body accepted, 413 beyond (env LEDGERFEED_MAX_BODY_BYTES; 0: 10 MiB)")
 }
 
@@ -221,6 +225,8 @@ func (c *config) validateServe() error {
 		return fmt.Errorf("--max-body-bytes must not be negative")
 	case c.KeyPoll < 0 || c.KeyPoll > auth.Leeway/2:
 		return fmt.Errorf("--key-poll must be 0 (2s) or up to %v", auth.Leeway/2)
+	case c.Nodes < 0 || c.Nodes > 1000:
+		return fmt.Errorf("--nodes must be 0 (one node) to 1000")
 	}
 	return nil
 }

@@ -99,6 +99,7 @@ func runServe(ctx context.Context, cfg config, args []string, stdout, stderr io.
 		Burst:              cfg.RateBurst,
 		TokenRatePerMinute: cfg.TokenRateLimit,
 		TokenBurst:         cfg.TokenRateBurst,
+		Nodes:              cfg.Nodes,
 		Logger:             log.With("component", "auth"),
 	})
 	if err != nil {

@@ -138,6 +138,8 @@ func TestServe_AuthFlags_Bad(t *testing.T) {
 		{[]string{"serve", "--token-ttl", "soon"}, "token-ttl"},
 		{[]string{"serve", "--rate-burst", "-1"}, "must not be negative"},
 		{[]string{"serve", "--key-poll", "1m"}, "--key-poll must be 0 (2s) or up to 15s"},
+		{[]string{"serve", "--nodes", "-2"}, "--nodes must be 0 (one node) to 1000"},
+		{[]string{"serve", "--nodes", "two"}, "invalid value"},
 	} {
 		_, stderr, err := runCmd(t, tc.args...)
 		if code := exitCode(err, io.Discard); code != 2 || !strings.Contains(stderr, tc.want) {
