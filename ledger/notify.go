@@ -11,16 +11,20 @@ type watchKey struct {
 	topic    Topic
 }
 
-// notifier hands out channels that are closed at the next commit touching
-// their key. Waiters take a channel before they read, so no commit between
-// the read and the wait is missed.
-type notifier struct {
+// Notifier hands out channels that are closed at the next wake-up of their
+// (ledger, topic). Waiters take a channel before they read, so no commit
+// between the read and the wait is missed. Both stores build Changed on it;
+// the zero value is ready to use.
+type Notifier struct {
 	mu     sync.Mutex
 	chans  map[watchKey]chan struct{}
 	closed bool
 }
 
-func (n *notifier) wait(k watchKey) <-chan struct{} {
+// Wait returns the channel closed at the next Notify of (ledgerID, topic),
+// at WakeAll, or at once after CloseAll.
+func (n *Notifier) Wait(ledgerID string, topic Topic) <-chan struct{} {
+	k := watchKey{ledgerID, topic}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -39,23 +43,35 @@ func (n *notifier) wait(k watchKey) <-chan struct{} {
 	return ch
 }
 
-func (n *notifier) notify(k watchKey) {
+// Notify wakes the waiters of (ledgerID, topic).
+func (n *Notifier) Notify(ledgerID string, topic Topic) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	k := watchKey{ledgerID, topic}
 	if ch, ok := n.chans[k]; ok {
 		close(ch)
 		delete(n.chans, k)
 	}
 }
 
-func (n *notifier) closeAll() {
+// WakeAll wakes every waiter (they read again and wait again): for when
+// wake-ups may have been missed.
+func (n *Notifier) WakeAll() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.closed = true
 	for k, ch := range n.chans {
 		close(ch)
 		delete(n.chans, k)
 	}
+}
+
+// CloseAll wakes every waiter, and every later Wait returns a closed
+// channel: the store is closing.
+func (n *Notifier) CloseAll() {
+	n.mu.Lock()
+	n.closed = true
+	n.mu.Unlock()
+	n.WakeAll()
 }
 
 // Changed returns a channel that is closed after the next commit that
@@ -63,7 +79,7 @@ func (n *notifier) closeAll() {
 // the store closes. Take the channel first, then read: a commit between the
 // two still closes it.
 func (s *Store) Changed(ledgerID string, topic Topic) <-chan struct{} {
-	return s.watch.wait(watchKey{ledgerID, topic})
+	return s.watch.Wait(ledgerID, topic)
 }
 
 // WaitAppend blocks until (ledgerID, topic) holds an entry with a sequence

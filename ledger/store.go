@@ -57,7 +57,7 @@ type Store struct {
 	wdone  chan struct{} // closed when the writer goroutine has stopped
 	ready  atomic.Bool
 
-	watch notifier
+	watch Notifier
 }
 
 const (
@@ -236,7 +236,7 @@ func (s *Store) Close() error {
 	close(s.reqs)
 	s.mu.Unlock()
 	<-s.wdone
-	s.watch.closeAll()
+	s.watch.CloseAll()
 	err := s.db.Close()
 	if kerr := s.keys.f.Close(); err == nil {
 		err = kerr
@@ -400,7 +400,7 @@ func (s *Store) tryCommit(group []*writeReq) (err error) {
 	tx.OnCommit(func() {
 		s.keys.committed(&w.keys)
 		for _, k := range touched {
-			s.watch.notify(k)
+			s.watch.Notify(k.ledgerID, k.topic)
 		}
 	})
 	return tx.Commit()

@@ -292,6 +292,6 @@ func (s *Store) CloseDue(ctx context.Context) error {
 // for the notification's round trip (which wakes them again, harmlessly).
 func (s *Store) wakeLocal(keys []watchKey) {
 	for _, k := range keys {
-		s.watch.notify(k)
+		s.watch.Notify(k.ledgerID, k.topic)
 	}
 }

@@ -3,7 +3,6 @@ package pgstore
 import (
 	"context"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,60 +19,6 @@ type watchKey struct {
 	topic    ledger.Topic
 }
 
-// notifier hands out channels closed at the next wake-up of their key.
-// Waiters take a channel before they read, so no commit between the read
-// and the wait is missed.
-type notifier struct {
-	mu     sync.Mutex
-	chans  map[watchKey]chan struct{}
-	closed bool
-}
-
-func (n *notifier) wait(k watchKey) <-chan struct{} {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed {
-		ch := make(chan struct{})
-		close(ch)
-		return ch
-	}
-	if n.chans == nil {
-		n.chans = map[watchKey]chan struct{}{}
-	}
-	ch, ok := n.chans[k]
-	if !ok {
-		ch = make(chan struct{})
-		n.chans[k] = ch
-	}
-	return ch
-}
-
-func (n *notifier) notify(k watchKey) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if ch, ok := n.chans[k]; ok {
-		close(ch)
-		delete(n.chans, k)
-	}
-}
-
-// wakeAll closes every waiting channel (waiters re-read and wait again).
-func (n *notifier) wakeAll() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for k, ch := range n.chans {
-		close(ch)
-		delete(n.chans, k)
-	}
-}
-
-func (n *notifier) closeAll() {
-	n.mu.Lock()
-	n.closed = true
-	n.mu.Unlock()
-	n.wakeAll()
-}
-
 // listen holds a dedicated connection (outside the pool) in LISTEN and wakes
 // the waiters named by each notification, from this node's commits and every
 // other node's. After a lost connection it wakes everyone (notifications may
@@ -87,14 +32,14 @@ func (s *Store) listen(ctx context.Context, listening chan<- struct{}) {
 				close(listening)
 				first = false
 			} else {
-				s.watch.wakeAll()
+				s.watch.WakeAll()
 			}
 		})
 		if ctx.Err() != nil {
 			return
 		}
 		s.log.Warn("postgres store: LISTEN connection lost; reconnecting", "err", err)
-		s.watch.wakeAll()
+		s.watch.WakeAll()
 		select {
 		case <-ctx.Done():
 			return
@@ -122,7 +67,7 @@ func (s *Store) listenOnce(ctx context.Context, up func()) error {
 		if !ok {
 			continue
 		}
-		s.watch.notify(watchKey{id, ledger.Topic(topic)})
+		s.watch.Notify(id, ledger.Topic(topic))
 	}
 }
 
@@ -138,7 +83,7 @@ func (s *Store) fallbackPoll(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.watch.wakeAll()
+			s.watch.WakeAll()
 		}
 	}
 }
@@ -148,7 +93,7 @@ func (s *Store) fallbackPoll(ctx context.Context) {
 // dates, when the store closes, and at the latest after Poll (the fallback:
 // a caller re-reads and waits again). Take the channel first, then read.
 func (s *Store) Changed(ledgerID string, topic ledger.Topic) <-chan struct{} {
-	return s.watch.wait(watchKey{ledgerID, topic})
+	return s.watch.Wait(ledgerID, topic)
 }
 
 // WaitAppend blocks until (ledgerID, topic) holds an entry with a sequence

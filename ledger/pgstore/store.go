@@ -46,7 +46,7 @@ type Store struct {
 	fixed     sync.Map     // ledger id → fixedLedger, once the ledger has entries
 	appended  atomic.Int64 // append requests' entries committed since Open
 	analyzeAt atomic.Int64 // ANALYZE when appended reaches this
-	watch     notifier
+	watch     ledger.Notifier
 	ready     atomic.Bool
 	stop      context.CancelFunc
 	closeOnce sync.Once
@@ -115,7 +115,7 @@ func (s *Store) Close() error {
 		s.ready.Store(false)
 		s.stop()
 		s.bg.Wait()
-		s.watch.closeAll()
+		s.watch.CloseAll()
 		s.pool.Close()
 	})
 	return nil
