@@ -143,16 +143,10 @@ func (w *wtx) append(ledgerID string, topic Topic, in []EntryInput, gdpr []GDPR)
 	// Apply. An error from here on may leave partial writes: dirty.
 	for i := range plan {
 		p := &plan[i]
-		res.Sequences[i] = p.e.Sequence
-		if res.FirstSequence == 0 || p.e.Sequence < res.FirstSequence {
-			res.FirstSequence = p.e.Sequence
-		}
-		res.LastSequence = max(res.LastSequence, p.e.Sequence)
+		res.Record(i, p.e.Sequence, p.dup)
 		if p.dup {
-			res.Duplicates++
 			continue
 		}
-		res.Appended++
 		if err := w.putEntry(rec.Num, &p.e, p.gdpr); err != nil {
 			return nil, dirty(err)
 		}

@@ -267,6 +267,22 @@ type AppendResult struct {
 	Sequences     []uint64 // the sequence of each input entry, in input order
 }
 
+// Record notes the outcome of input entry i: its sequence, and whether it
+// was already there (a duplicate) or is appended now. Sequences must be
+// sized to the batch.
+func (r *AppendResult) Record(i int, seq uint64, dup bool) {
+	r.Sequences[i] = seq
+	if r.FirstSequence == 0 || seq < r.FirstSequence {
+		r.FirstSequence = seq
+	}
+	r.LastSequence = max(r.LastSequence, seq)
+	if dup {
+		r.Duplicates++
+	} else {
+		r.Appended++
+	}
+}
+
 func (r AppendResult) String() string {
 	return fmt.Sprintf("appended %d, duplicates %d, sequences %d–%d", r.Appended, r.Duplicates, r.FirstSequence, r.LastSequence)
 }

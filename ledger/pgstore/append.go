@@ -483,16 +483,10 @@ func (s *Store) plan(r *appendReq, ledgerID, currency string, num int32, cal led
 	res := ledger.AppendResult{Sequences: make([]uint64, len(plan))}
 	for i := range plan {
 		p := &plan[i]
-		res.Sequences[i] = p.e.Sequence
-		if res.FirstSequence == 0 || p.e.Sequence < res.FirstSequence {
-			res.FirstSequence = p.e.Sequence
-		}
-		res.LastSequence = max(res.LastSequence, p.e.Sequence)
+		res.Record(i, p.e.Sequence, p.dup)
 		if p.dup {
-			res.Duplicates++
 			continue
 		}
-		res.Appended++
 		if err := w.add(num, tc, &p.e, p.gdpr); err != nil {
 			return open, abortError{err}
 		}
