@@ -31,8 +31,9 @@ import (
 //	authn       bearer token → *auth.Principal (401)
 //	scope       the method's scope (403)
 //	rateLimit   the client's token bucket (429 with Retry-After)
-//	restBody    a REST body the gateway could not decode (400, 413), reported
-//	            only now, so that an unauthenticated caller gets 401 first
+//	restBody    a REST body the marshaler could not decode (400, 413),
+//	            reported only now, so that an unauthenticated caller gets 401
+//	            first
 //
 // Handlers then check per-ledger grants with requireLedger.
 
@@ -116,6 +117,12 @@ func (s *Server) streamInterceptors() []grpc.StreamServerInterceptor {
 // ---- request id
 
 func (s *Server) newCall(ctx context.Context, method string) (context.Context, *call) {
+	if st := restStateOf(ctx); st != nil {
+		// A REST call (inproc.go): the middleware chose the id and sends it
+		// as the X-Request-Id header itself.
+		c := &call{id: st.id, method: method, policy: s.policyOf(method)}
+		return context.WithValue(ctx, callKey{}, c), c
+	}
 	var fromCaller string
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		if v := md.Get(mdRequestID); len(v) > 0 {
@@ -345,7 +352,7 @@ func (s *Server) guard(ctx context.Context) error {
 	if err := s.auth.AllowCall(p.ClientID); err != nil {
 		return err
 	}
-	return restBodyError(md)
+	return restBodyError(ctx)
 }
 
 // bearerToken returns the token of an "authorization: Bearer <token>"

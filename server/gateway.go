@@ -10,7 +10,6 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -24,17 +23,10 @@ import (
 // a gRPC call (chain.go).
 //
 // Around the gateway, the REST middleware (rest.go) sets the request id,
-// caps the body and keeps a restState. The in-process call passes the id
-// (x-request-id) and a body the marshaler could not decode (restBodyMD) to
-// the chain as incoming metadata, as a gRPC caller would send them.
-
-// Metadata of the gateway's calls that report a REST body it could not
-// decode: the kind ("invalid" or "too-large") and the detail. Any gRPC
-// caller could send them too, and then only fails its own call.
-const (
-	mdBodyError  = "ledgerfeed-rest-body-error"
-	mdBodyDetail = "ledgerfeed-rest-body-detail-bin"
-)
+// caps the body and keeps a restState in the request's context, which the
+// in-process call hands to the chain: the chain takes the request id from
+// it, and reports a body the marshaler could not decode (restBodyError)
+// once the caller is authenticated.
 
 // restBody is a REST request body as the middleware leaves it: capped, and
 // tied to the request's state so the marshaler can record a decode error.
@@ -66,39 +58,18 @@ func (s *Server) newGateway() (*runtime.ServeMux, error) {
 	return mux, nil
 }
 
-// restMD is the metadata a REST request's call carries: the request id and
-// a body the marshaler could not decode (nil outside the REST middleware).
-func restMD(ctx context.Context) []string {
+// restBodyError is the chain's end of a REST body the marshaler could not
+// decode: nil when the call has none (and for every gRPC call).
+func restBodyError(ctx context.Context) error {
 	st := restStateOf(ctx)
-	if st == nil {
+	if st == nil || st.decodeErr == nil {
 		return nil
 	}
-	kv := []string{mdRequestID, st.id}
-	if st.decodeErr != nil {
-		kind := "invalid"
-		if errors.Is(st.decodeErr, errTooLarge) {
-			kind = "too-large"
-		}
-		kv = append(kv, mdBodyError, kind, mdBodyDetail, detailOf(st.decodeErr))
+	kind := ledger.ErrInvalid
+	if errors.Is(st.decodeErr, errTooLarge) {
+		kind = errTooLarge
 	}
-	return kv
-}
-
-// restBodyError is the chain's end of a REST body the gateway could not
-// decode: nil when the call carries none.
-func restBodyError(md metadata.MD) error {
-	kind := md.Get(mdBodyError)
-	if len(kind) == 0 {
-		return nil
-	}
-	detail := "request body could not be decoded"
-	if d := md.Get(mdBodyDetail); len(d) > 0 && d[0] != "" {
-		detail = d[0]
-	}
-	if kind[0] == "too-large" {
-		return &detailedError{kind: errTooLarge, err: errors.New(detail)}
-	}
-	return &detailedError{kind: ledger.ErrInvalid, err: errors.New(detail)}
+	return &detailedError{kind: kind, err: errors.New(detailOf(st.decodeErr))}
 }
 
 // incomingHeader forwards to the chain only the Vipps-System-* headers

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 
 	v1 "github.com/ledgerfeed/ledgerfeed/gen/ledgerfeed/v1"
 )
@@ -34,19 +33,10 @@ func unaryChain(ics []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
 	}
 }
 
-// invokeLocal runs one unary method in process: the REST state's metadata
-// (request id, a body the marshaler could not decode) is added to the
-// call's incoming metadata, where a gRPC call carries it, and the chain runs
-// around h.
+// invokeLocal runs one unary method in process: the chain runs around h.
+// The REST state (request id, a body the marshaler could not decode) reaches
+// the chain in ctx.
 func invokeLocal[Req, Resp any](ctx context.Context, s *Server, srv any, method string, req Req, h func(context.Context, Req) (Resp, error)) (Resp, error) {
-	if kv := restMD(ctx); len(kv) > 0 {
-		md, _ := metadata.FromIncomingContext(ctx)
-		md = md.Copy()
-		for i := 0; i+1 < len(kv); i += 2 {
-			md.Set(kv[i], kv[i+1])
-		}
-		ctx = metadata.NewIncomingContext(ctx, md)
-	}
 	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: method}
 	out, err := s.chain(ctx, req, info, func(ctx context.Context, r any) (any, error) {
 		return h(ctx, r.(Req))
