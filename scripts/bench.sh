@@ -40,6 +40,20 @@ if [[ ! -x "$benchstat" ]]; then
 	go install golang.org/x/perf/cmd/benchstat@latest
 fi
 
+# median(s): the median of the space-separated numbers in s (awk, shared by
+# the summaries below).
+awk_median='
+function median(s,    a, n, i, j, t) {
+	n = split(s, a, " ")
+	for (i = 2; i <= n; i++) {
+		t = a[i] + 0
+		for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]
+		a[j + 1] = t
+	}
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+'
+
 echo "bench: results in $out" >&2
 go test -run '^$' -bench "$ratio_re" -benchtime=1x -count="$count" -timeout 0 ./ledger | tee "$out/ratio.txt"
 if [[ "${BENCH_MEMORY:-1}" != 0 ]]; then
@@ -55,16 +69,7 @@ echo "=== benchstat: medians over $count runs (each run's ratio is the median of
 # highest single pair over all runs.
 echo
 echo "=== ratios: store ÷ reference, same run, interleaved ==="
-awk '
-function median(s,    a, n, i, j, t) {
-	n = split(s, a, " ")
-	for (i = 2; i <= n; i++) {
-		t = a[i] + 0
-		for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]
-		a[j + 1] = t
-	}
-	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
+awk "$awk_median"'
 /^Benchmark/ {
 	name = $1; sub(/-[0-9]+$/, "", name)
 	if (!(name in runs)) order[++nn] = name
@@ -105,16 +110,7 @@ if [[ "${BENCH_REPORT:-1}" != 0 ]]; then
 	echo "=== report API: store ÷ bare reference, same run, interleaved ==="
 	go test -run '^$' -bench '^BenchmarkReport(FeedPage|EmptyPoll|PushLatency)' -benchtime=1x -count="$rcount" -timeout 0 ./server | tee "$out/report.txt"
 	echo
-	awk '
-	function median(s,    a, n, i, j, t) {
-		n = split(s, a, " ")
-		for (i = 2; i <= n; i++) {
-			t = a[i] + 0
-			for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]
-			a[j + 1] = t
-		}
-		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-	}
+	awk "$awk_median"'
 	/^BenchmarkReport/ {
 		name = $1; sub(/-[0-9]+$/, "", name)
 		if (!(name in runs)) order[++nn] = name
