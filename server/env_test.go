@@ -55,6 +55,23 @@ const (
 	extKid          = "ext-key-1"
 )
 
+// writeExtJWKS makes the external issuer's key (e.extKey) and writes its
+// JWKS file in the data directory; it returns the file's path.
+func (e *apiEnv) writeExtJWKS() string {
+	e.t.Helper()
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	e.extKey = priv
+	jwks, _ := json.Marshal(map[string]any{"keys": []any{map[string]string{
+		"kty": "OKP", "crv": "Ed25519", "kid": extKid, "use": "sig", "alg": "EdDSA",
+		"x": base64.RawURLEncoding.EncodeToString(pub),
+	}}})
+	jwksFile := filepath.Join(e.dir, "ext-jwks.json")
+	if err := os.WriteFile(jwksFile, jwks, 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	return jwksFile
+}
+
 // newAPIEnv starts a server. cfg tweaks auth's configuration.
 func newAPIEnv(t *testing.T, cfg func(*auth.Config), limits Limits) *apiEnv {
 	t.Helper()
@@ -66,16 +83,7 @@ func newAPIEnv(t *testing.T, cfg func(*auth.Config), limits Limits) *apiEnv {
 	e.store = st
 	t.Cleanup(func() { st.Close() })
 
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	e.extKey = priv
-	jwks, _ := json.Marshal(map[string]any{"keys": []any{map[string]string{
-		"kty": "OKP", "crv": "Ed25519", "kid": extKid, "use": "sig", "alg": "EdDSA",
-		"x": base64.RawURLEncoding.EncodeToString(pub),
-	}}})
-	jwksFile := filepath.Join(e.dir, "ext-jwks.json")
-	if err := os.WriteFile(jwksFile, jwks, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	jwksFile := e.writeExtJWKS()
 	ac := auth.Config{
 		DataDir:            e.dir,
 		ExternalIssuers:    []auth.ExternalIssuer{{Issuer: extIssuer, JWKSFile: jwksFile}},

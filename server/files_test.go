@@ -3,16 +3,12 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -53,16 +49,7 @@ func newFilesEnv(t *testing.T) *filesEnv {
 	t.Cleanup(func() { st.Close() })
 	// Tokens come from the external issuer the env trusts, for clients made
 	// in the store: no argon2id hashing, which is slow under -race.
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	e.extKey = priv
-	jwks, _ := json.Marshal(map[string]any{"keys": []any{map[string]string{
-		"kty": "OKP", "crv": "Ed25519", "kid": extKid, "use": "sig", "alg": "EdDSA",
-		"x": base64.RawURLEncoding.EncodeToString(pub),
-	}}})
-	jwksFile := filepath.Join(e.dir, "ext-jwks.json")
-	if err := os.WriteFile(jwksFile, jwks, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	jwksFile := e.writeExtJWKS()
 	a, err := auth.New(st, auth.Config{DataDir: e.dir, TokenRatePerMinute: -1, RatePerSecond: -1,
 		ExternalIssuers: []auth.ExternalIssuer{{Issuer: extIssuer, JWKSFile: jwksFile}}})
 	if err != nil {
