@@ -250,50 +250,6 @@ func (a *reportAPI) GetDateReport(ctx context.Context, req *v1.GetDateReportRequ
 	return out, nil
 }
 
-func (a *reportAPI) SubscribeFeed(req *v1.SubscribeFeedRequest, stream grpc.ServerStreamingServer[v1.SubscribeFeedResponse]) error {
-	ctx := stream.Context()
-	id := req.GetLedgerId()
-	topic, opt, err := readTarget(ctx, id, req.GetTopic(), req.GetIncludeGdprSensitiveData())
-	if err != nil {
-		return err
-	}
-	size, err := pageSize(req.GetPageSize(), feed.MaxPageSize, feed.MaxPageSize)
-	if err != nil {
-		return err
-	}
-	heartbeat := defaultHeartbeat
-	if h := req.GetHeartbeatInterval(); h != nil {
-		if err := h.CheckValid(); err != nil {
-			return &ledger.FieldError{Field: "heartbeatInterval", Reason: "not a duration"}
-		}
-		heartbeat = min(max(h.AsDuration(), minHeartbeat), maxHeartbeat)
-	}
-	from, _, err := a.feedStart(id, topic, req.GetCursor(), req.GetFrom(), req.GetFromLedgerDate())
-	if err != nil {
-		return err
-	}
-	release, err := a.srv.polls.acquire(principalOf(ctx).ClientID)
-	if err != nil {
-		return err
-	}
-	defer release()
-	if err := stream.SendHeader(metadata.Pairs(mdFeedPageSize, strconv.Itoa(size))); err != nil {
-		return err
-	}
-	send := func(p feed.Page) error {
-		return stream.Send(&v1.SubscribeFeedResponse{Event: &v1.SubscribeFeedResponse_Page{Page: &v1.FeedPage{
-			Items: entriesToProto(p.Entries), Cursor: a.cursors.Feed(id, topic, p.Next), TryLater: p.TryLater,
-		}}})
-	}
-	beat := func(next uint64) error {
-		return stream.Send(&v1.SubscribeFeedResponse{Event: &v1.SubscribeFeedResponse_Heartbeat{Heartbeat: &v1.FeedHeartbeat{
-			Cursor: a.cursors.Feed(id, topic, next), Time: timestamppb.Now(),
-		}}})
-	}
-	err = a.reader.Follow(ctx, id, topic, from, size, opt, heartbeat, a.srv.stopping, send, beat)
-	return storeErr(id, err)
-}
-
 // publicLedger is a ledger as the report API shows it.
 func publicLedger(l ledger.Ledger) *v1.Ledger {
 	out := &v1.Ledger{
