@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -289,5 +290,96 @@ func TestStore_SameAsBolt(t *testing.T) {
 				t.Fatalf("lookup time: %v vs %v", sa, sb)
 			}
 		}
+	}
+}
+
+// TestAppend_RepostIntoClosedDate: a retry of an entry whose date has closed
+// since is acknowledged with its sequence, alone and in one group with new
+// entries and other callers' batches — never refused as a post into a
+// closed date, never written twice (Append first plans a group without
+// reading the stored ids; a refusal or the ids' key sends it round again).
+func TestAppend_RepostIntoClosedDate(t *testing.T) {
+	ctx := context.Background()
+	clock := newClock(utc("2026-06-10T12:00:00Z"))
+	s := openPG(t, pgtest.Start(t), Options{Now: clock.Now})
+	if _, _, err := s.PutLedger(ctx, ledger.Ledger{ID: "302321", Currency: "NOK", TimeZone: "Europe/Oslo"}); err != nil {
+		t.Fatal(err)
+	}
+	at := utc("2026-06-10T08:00:00Z")
+	x := capture("x", 500, at)
+	x.LedgerDate = mustDate(t, "2026-06-09")
+	if _, err := s.Append(ctx, "302321", ledger.TopicFunds, []ledger.EntryInput{x}); err != nil {
+		t.Fatal(err)
+	}
+	y := capture("y", 20, at)
+	y.LedgerDate = mustDate(t, "2026-06-10") // closes 2026-06-09
+	if _, err := s.Append(ctx, "302321", ledger.TopicFunds, []ledger.EntryInput{y}); err != nil {
+		t.Fatal(err)
+	}
+	// A new entry naming the closed date is refused …
+	z := capture("z", 1, at)
+	z.LedgerDate = x.LedgerDate
+	if _, err := s.Append(ctx, "302321", ledger.TopicFunds, []ledger.EntryInput{z}); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("new entry into a closed date: %v", err)
+	}
+	// … its retry is acknowledged, alone and in a batch with new entries.
+	res, err := s.Append(ctx, "302321", ledger.TopicFunds, []ledger.EntryInput{x})
+	if err != nil || res.Duplicates != 1 || fmt.Sprint(res.Sequences) != "[1]" {
+		t.Fatalf("retry alone: %v %v", res, err)
+	}
+	res, err = s.Append(ctx, "302321", ledger.TopicFunds, []ledger.EntryInput{capture("n1", 3, at), x, capture("n2", 4, at)})
+	if err != nil || res.Duplicates != 1 || fmt.Sprint(res.Sequences) != "[3 1 4]" {
+		t.Fatalf("retry in a batch: %v %v", res, err)
+	}
+	// Many callers at once, so groups mix retries, new entries and refusals.
+	var wg sync.WaitGroup
+	errs := make([]error, 24)
+	for i := range errs {
+		wg.Go(func() {
+			var in []ledger.EntryInput
+			switch i % 3 {
+			case 0:
+				in = []ledger.EntryInput{x, y}
+			case 1:
+				in = []ledger.EntryInput{capture(fmt.Sprintf("c%02d", i), int64(i), at)}
+			case 2:
+				in = []ledger.EntryInput{z}
+			}
+			res, err := s.Append(ctx, "302321", ledger.TopicFunds, in)
+			switch i % 3 {
+			case 0:
+				if err == nil && fmt.Sprint(res.Sequences) != "[1 2]" {
+					err = fmt.Errorf("retries answered %v", res.Sequences)
+				}
+			case 2:
+				if err == nil || !strings.Contains(err.Error(), "closed") {
+					err = fmt.Errorf("closed date not refused: %v", err)
+				} else {
+					err = nil
+				}
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("caller %d: %v", i, err)
+		}
+	}
+	es, err := s.Entries("302321", ledger.TopicFunds, 1, 100, ledger.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var bal int64
+	for i, e := range es {
+		if seen[e.EntryID] || e.Sequence != uint64(i+1) || e.BalanceBefore != bal {
+			t.Fatalf("entry %d: %+v", i, e)
+		}
+		seen[e.EntryID], bal = true, e.BalanceAfter
+	}
+	if len(es) != 4+8 {
+		t.Fatalf("%d entries, want 12", len(es))
 	}
 }
