@@ -77,6 +77,7 @@ type Storage interface {
 
 // Run runs the whole suite against the stores h makes.
 func Run(t *testing.T, h Harness) {
+	t.Run("Model", func(t *testing.T) { testModel(t, h) })
 	t.Run("Crash", func(t *testing.T) { testCrash(t, h) })
 }
 
