@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"context"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -114,73 +113,6 @@ func TestCalendar_DateOfProperty(t *testing.T) {
 		if ts.Before(cal.Start(d)) || !ts.Before(cal.Start(d+1)) {
 			t.Fatalf("seed %d: %s %s: DateOf(%s) = %s but that date runs %s–%s",
 				seed, cal.Location(), cal.Cutoff(), ts, d, cal.Start(d), cal.Start(d+1))
-		}
-	}
-}
-
-// TestStore_Append_CutoffInstant checks dates of stored entries at and around
-// a 04:00 cutoff on the day Oslo moves its clocks forward.
-func TestStore_Append_CutoffInstant(t *testing.T) {
-	clock := newClock(utc("2026-04-01T00:00:00Z"))
-	s := openTestStore(t, Options{Now: clock.Now})
-	mustPutLedger(t, s, "1001", "NOK", "Europe/Oslo", "04:00")
-	ctx := context.Background()
-	in := []EntryInput{
-		{EntryID: "a", PSPReference: "p", Time: utc("2026-03-29T01:59:59.999999Z"), EntryType: "capture", Amount: 100},
-		{EntryID: "b", PSPReference: "p", Time: utc("2026-03-29T02:00:00Z"), EntryType: "capture", Amount: 100}, // 04:00 CEST exactly
-		{EntryID: "c", PSPReference: "p", Time: utc("2026-03-30T01:59:59.999999Z"), EntryType: "capture", Amount: 100},
-		{EntryID: "d", PSPReference: "p", Time: utc("2026-03-30T02:00:00Z"), EntryType: "capture", Amount: 100},
-	}
-	if _, err := s.Append(ctx, "1001", TopicFunds, in); err != nil {
-		t.Fatal(err)
-	}
-	es, err := s.Entries("1001", TopicFunds, 1, 10, ReadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"2026-03-28", "2026-03-29", "2026-03-29", "2026-03-30"}
-	for i, e := range es {
-		if e.LedgerDate.String() != want[i] {
-			t.Errorf("entry %s at %s: date %s, want %s", e.EntryID, e.Time, e.LedgerDate, want[i])
-		}
-	}
-	if h, _ := s.Head("1001", TopicFees); h.OpenDate.String() != "2026-03-30" {
-		t.Errorf("open date %s, want 2026-03-30 (ledger-wide)", h.OpenDate)
-	}
-	// An entry whose time falls in a closed date lands on the open date.
-	late := EntryInput{EntryID: "e", PSPReference: "p", Time: utc("2026-03-28T12:00:00Z"), EntryType: "capture", Amount: 1}
-	if _, err := s.Append(ctx, "1001", TopicFees, []EntryInput{late}); err != nil {
-		t.Fatal(err)
-	}
-	if es, _ := s.Entries("1001", TopicFees, 1, 1, ReadOptions{}); es[0].LedgerDate.String() != "2026-03-30" {
-		t.Errorf("late entry dated %s, want the open date 2026-03-30", es[0].LedgerDate)
-	}
-}
-
-func TestStore_CloseDue(t *testing.T) {
-	clock := newClock(utc("2026-10-25T10:00:00Z"))
-	s := openTestStore(t, Options{Now: clock.Now, Grace: time.Hour})
-	mustPutLedger(t, s, "1002", "NOK", "Europe/Oslo", "00:00")
-	ctx := context.Background()
-	if _, err := s.Append(ctx, "1002", TopicFunds, []EntryInput{{EntryID: "a", PSPReference: "p", Time: clock.Now(), EntryType: "capture", Amount: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	// 2026-10-25 (a 25 h date) ends at 2026-10-25T23:00Z; with 1 h grace it
-	// closes at 2026-10-26T00:00Z, not before.
-	for _, tc := range []struct {
-		now  string
-		open string
-	}{
-		{"2026-10-25T23:59:59Z", "2026-10-25"},
-		{"2026-10-26T00:00:00Z", "2026-10-26"},
-		{"2026-10-29T12:00:00Z", "2026-10-29"},
-	} {
-		clock.Set(utc(tc.now))
-		if err := s.CloseDue(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if h, _ := s.Head("1002", TopicFunds); h.OpenDate.String() != tc.open {
-			t.Errorf("at %s open date %s, want %s", tc.now, h.OpenDate, tc.open)
 		}
 	}
 }

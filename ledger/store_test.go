@@ -3,8 +3,6 @@ package ledger
 import (
 	"context"
 	"errors"
-	"math"
-	"strings"
 	"testing"
 	"time"
 )
@@ -103,53 +101,6 @@ func TestStore_Append_ErrInvalid(t *testing.T) {
 	}
 	if _, err := s.Append(context.Background(), "1", Topic("other"), []EntryInput{ok}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("unknown topic: %v", err)
-	}
-}
-
-func TestStore_Append_DatesAndPayout(t *testing.T) {
-	clock := newClock(utc("2026-03-10T12:00:00Z"))
-	s := openTestStore(t, Options{Now: clock.Now})
-	ctx := context.Background()
-	mustPutLedger(t, s, "1", "NOK", "Europe/Oslo", "")
-	e := func(id, typ string, amount int64, date string) EntryInput {
-		in := EntryInput{EntryID: id, PSPReference: "p-" + id, Time: utc("2026-03-08T10:00:00Z"), EntryType: typ, Amount: amount}
-		if date != "" {
-			in.LedgerDate = mustDate(t, date)
-		}
-		return in
-	}
-	if _, err := s.Append(ctx, "1", TopicFunds, []EntryInput{e("a", "capture", 500, ""), e("b", "scheduled-for-payout", -500, "")}); err != nil {
-		t.Fatal(err)
-	}
-	// The payout closed 2026-03-08.
-	if _, err := s.Append(ctx, "1", TopicFees, []EntryInput{e("c", "capture-fee", -5, "2026-03-08")}); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "open date is 2026-03-09") {
-		t.Fatalf("closed date: %v", err)
-	}
-	// Naming a later date closes the dates before it.
-	if _, err := s.Append(ctx, "1", TopicFees, []EntryInput{e("c", "capture-fee", -5, "2026-03-10")}); err != nil {
-		t.Fatal(err)
-	}
-	if h, _ := s.Head("1", TopicFunds); h.OpenDate.String() != "2026-03-10" {
-		t.Fatalf("open date %s", h.OpenDate)
-	}
-	// A date that has not begun can be neither named nor closed.
-	if _, err := s.Append(ctx, "1", TopicFees, []EntryInput{e("d", "capture-fee", -5, "2026-03-12")}); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("future date: %v", err)
-	}
-	if _, err := s.CloseDate(ctx, "1", mustDate(t, "2026-03-12")); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("close future date: %v", err)
-	}
-	if open, err := s.CloseDate(ctx, "1", mustDate(t, "2026-03-10")); err != nil || open.String() != "2026-03-11" {
-		t.Fatalf("close: %s %v", open, err)
-	}
-	first, last, ok, err := s.DateRange("1", TopicFunds, mustDate(t, "2026-03-08"))
-	if err != nil || !ok || first != 1 || last != 2 {
-		t.Fatalf("date range: %d %d %v %v", first, last, ok, err)
-	}
-	// Overflow is refused, never wrapped.
-	big := e("o1", "capture", math.MaxInt64, "")
-	if _, err := s.Append(ctx, "1", TopicFunds, []EntryInput{big, e("o2", "capture", 1, "")}); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "overflow") {
-		t.Fatalf("overflow: %v", err)
 	}
 }
 

@@ -78,6 +78,12 @@ type Storage interface {
 // Run runs the whole suite against the stores h makes.
 func Run(t *testing.T, h Harness) {
 	t.Run("Model", func(t *testing.T) { testModel(t, h) })
+	t.Run("Dates", func(t *testing.T) {
+		t.Run("CutoffInstant", func(t *testing.T) { testCutoffInstant(t, h) })
+		t.Run("CloseDue", func(t *testing.T) { testCloseDue(t, h) })
+		t.Run("DatesAndPayout", func(t *testing.T) { testDatesAndPayout(t, h) })
+		t.Run("ClosedAt", func(t *testing.T) { testClosedAt(t, h) })
+	})
 	t.Run("Crash", func(t *testing.T) { testCrash(t, h) })
 }
 
@@ -138,4 +144,13 @@ func mustPutLedger(tb testing.TB, s ledger.Ledgers, id, currency, zone, cutoff s
 	if _, _, err := s.PutLedger(context.Background(), ledger.Ledger{ID: id, Currency: currency, TimeZone: zone, Cutoff: cutoff}); err != nil {
 		tb.Fatalf("put ledger %s: %v", id, err)
 	}
+}
+
+func mustDate(tb testing.TB, s string) ledger.Date {
+	tb.Helper()
+	d, err := ledger.ParseDate(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return d
 }
