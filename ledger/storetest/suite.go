@@ -84,6 +84,7 @@ func Run(t *testing.T, h Harness) {
 		t.Run("DatesAndPayout", func(t *testing.T) { testDatesAndPayout(t, h) })
 		t.Run("ClosedAt", func(t *testing.T) { testClosedAt(t, h) })
 	})
+	t.Run("ConcurrentAppend", func(t *testing.T) { testConcurrentAppend(t, h) })
 	t.Run("Crash", func(t *testing.T) { testCrash(t, h) })
 }
 
