@@ -155,6 +155,53 @@ type Searcher interface {
 	Search(ledgerID string, topic Topic, q SearchQuery) (SearchPage, error)
 }
 
+// Blobs keeps large byte strings by key — report files — in a store that
+// several nodes share, so that bytes written on one node can be read on
+// any. Only a shared store has it (package pgstore); with the bbolt store,
+// report files stay files in the node's own directory (big files never go
+// into bbolt). A caller checks for it with a type assertion.
+//
+// Keys are 1–1024 bytes, ordered bytewise. A stored blob never changes:
+// PutBlob of an existing key replaces it whole, DeleteBlob removes it.
+type Blobs interface {
+	// PutBlob stores everything r yields under key, replacing a blob
+	// stored there, and returns the size. It reads r in chunks, so a blob
+	// of any size is never held in memory whole. The write is atomic and
+	// durable: readers find the new blob only once PutBlob returned nil,
+	// then with all its bytes; until then they find the old one (or none).
+	// A write that fails, is cancelled or cut by a crash leaves no trace.
+	// Concurrent writes of one key end as one of them.
+	PutBlob(ctx context.Context, key string, r io.Reader) (int64, error)
+	// OpenBlob opens the blob under key for reading; ErrNotFound when there
+	// is none. The reader's reads run under ctx. It reads the bytes stored
+	// when it was opened: if the blob is deleted or replaced meanwhile, a
+	// later read fails (wrapping ErrNotFound), never mixing in other bytes.
+	// The caller closes it.
+	OpenBlob(ctx context.Context, key string) (BlobReader, error)
+	// DeleteBlob deletes the blob under key; a missing one is no error.
+	DeleteBlob(ctx context.Context, key string) error
+	// ListBlobs calls fn for each blob whose key starts with prefix, in
+	// bytewise key order; fn's error stops the listing with it.
+	ListBlobs(ctx context.Context, prefix string, fn func(BlobInfo) error) error
+}
+
+// BlobInfo describes a stored blob.
+type BlobInfo struct {
+	Key    string
+	Size   int64
+	Stored time.Time // when its PutBlob committed, UTC
+}
+
+// BlobReader reads one blob as a read-only file: Read, Seek (from the
+// start, the current offset or the end) and ReadAt, as http.ServeContent
+// needs for Range requests. It is not safe for concurrent use.
+type BlobReader interface {
+	io.ReadSeekCloser
+	io.ReaderAt
+	// Size returns the blob's size in bytes.
+	Size() int64
+}
+
 // Backend is a whole store: everything the server needs. Close waits for
 // queued writes, wakes every waiter (they answer ErrClosed) and releases
 // the store; later calls return nil.
