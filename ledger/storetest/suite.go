@@ -77,6 +77,12 @@ type Storage interface {
 
 // Run runs the whole suite against the stores h makes.
 func Run(t *testing.T, h Harness) {
+	t.Run("Store", func(t *testing.T) {
+		t.Run("AppendAndRead", func(t *testing.T) { testAppendAndRead(t, h) })
+		t.Run("AppendErrInvalid", func(t *testing.T) { testAppendErrInvalid(t, h) })
+		t.Run("PutLedger", func(t *testing.T) { testPutLedger(t, h) })
+		t.Run("WaitAppend", func(t *testing.T) { testWaitAppend(t, h) })
+	})
 	t.Run("Model", func(t *testing.T) { testModel(t, h) })
 	t.Run("Dates", func(t *testing.T) {
 		t.Run("CutoffInstant", func(t *testing.T) { testCutoffInstant(t, h) })
