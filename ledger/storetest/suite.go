@@ -30,7 +30,7 @@ import (
 
 // Options are the settings the suite opens a store with.
 type Options struct {
-	// Now is the store's clock (never nil when the suite opens a store).
+	// Now is the store's clock; nil means time.Now.
 	Now func() time.Time
 	// Grace is how long after its end a date closes by itself; 0 means the
 	// stores' default, 1 h.
@@ -82,6 +82,13 @@ func Run(t *testing.T, h Harness) {
 		t.Run("AppendErrInvalid", func(t *testing.T) { testAppendErrInvalid(t, h) })
 		t.Run("PutLedger", func(t *testing.T) { testPutLedger(t, h) })
 		t.Run("WaitAppend", func(t *testing.T) { testWaitAppend(t, h) })
+	})
+	t.Run("Clients", func(t *testing.T) { testClients(t, h) })
+	t.Run("Audit", func(t *testing.T) { testAudit(t, h) })
+	t.Run("Records", func(t *testing.T) {
+		t.Run("PutGetScanDelete", func(t *testing.T) { testRecordsPutGetScanDelete(t, h) })
+		t.Run("ErrorChangesNothing", func(t *testing.T) { testUpdateRecordsErrorChangesNothing(t, h) })
+		t.Run("ErrInvalid", func(t *testing.T) { testRecordsErrInvalid(t, h) })
 	})
 	t.Run("Model", func(t *testing.T) { testModel(t, h) })
 	t.Run("Dates", func(t *testing.T) {
