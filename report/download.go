@@ -5,8 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -104,16 +103,19 @@ func (s *Service) AllowDownload(clientID string) (bool, time.Duration) {
 	return true, 0
 }
 
-// Download is an open file ready to be served.
+// Download is an open file ready to be served: Read, Seek and Close, as
+// http.ServeContent takes it (Range requests included), from Dir or, with
+// a shared store, from its blobs.
 type Download struct {
-	*os.File
+	io.ReadSeekCloser
 	Info File
 }
 
-// OpenDownload resolves a download token of clientID and opens its file.
-// A token that is unknown, expired or another client's, and a file that is
-// gone, all answer the same ErrNotFound. The caller closes the file.
-func (s *Service) OpenDownload(clientID, token string) (*Download, error) {
+// OpenDownload resolves a download token of clientID and opens its file;
+// with a shared store, reads of it run under ctx. A token that is unknown,
+// expired or another client's, and a file that is gone, all answer the
+// same ErrNotFound. The caller closes the file.
+func (s *Service) OpenDownload(ctx context.Context, clientID, token string) (*Download, error) {
 	if !validID(token) {
 		return nil, errNoDownload
 	}
@@ -138,12 +140,9 @@ func (s *Service) OpenDownload(clientID, token string) (*Download, error) {
 	if err != nil {
 		return nil, err
 	}
-	fh, err := os.Open(filepath.Join(s.cfg.Dir, f.diskName()))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, errNoDownload
-	}
+	rc, err := s.files.open(ctx, f.object())
 	if err != nil {
 		return nil, err
 	}
-	return &Download{File: fh, Info: f}, nil
+	return &Download{ReadSeekCloser: rc, Info: f}, nil
 }

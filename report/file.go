@@ -74,6 +74,15 @@ type File struct {
 	Error       string         `json:"error,omitempty"`
 	Attempts    int            `json:"attempts,omitempty"`
 
+	// While running: the node whose worker runs the job, and until when
+	// its claim holds unless renewed (lease.go). Kept afterwards, so a
+	// finished file names the node that made it.
+	Owner      string    `json:"owner,omitempty"`
+	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
+	// Object is the name the finished file is stored under (storage.go);
+	// empty for files made before it was recorded: diskName.
+	Object string `json:"object,omitempty"`
+
 	// The newest download token of the file and its expiry (download.go).
 	Token        string    `json:"token,omitempty"`
 	TokenExpires time.Time `json:"tokenExpires,omitzero"`
@@ -98,6 +107,14 @@ func fileKey(clientID, id string) string { return clientID + "\x00" + id }
 
 // diskName is the name of the finished file in the service's directory.
 func (f *File) diskName() string { return f.ID + "." + f.Format }
+
+// object is the name the finished file is stored under.
+func (f *File) object() string {
+	if f.Object != "" {
+		return f.Object
+	}
+	return f.diskName()
+}
 
 func (f *File) marshal() []byte {
 	b, err := json.Marshal(f)

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -28,6 +29,8 @@ const (
 	DefaultMaxActive        = 10
 	DefaultSweepEvery       = 10 * time.Minute
 	DefaultScheduleEvery    = time.Minute
+	DefaultLease            = 30 * time.Second
+	DefaultPollEvery        = 5 * time.Second
 	// maxAttempts bounds how often a job is started: one that keeps dying
 	// with the server is failed instead of run forever.
 	maxAttempts = 3
@@ -44,9 +47,24 @@ type Store interface {
 
 // Config configures a Service. Store and Dir are required.
 type Config struct {
+	// Store keeps the jobs. When it is also a ledger.Blobs (a store several
+	// nodes share), finished files are kept there, so that any node serves
+	// any file; else in Dir.
 	Store Store
-	// Dir holds the finished files (created if missing), e.g. <data>/reports.
+	// Dir holds the finished files (created if missing), e.g. <data>/reports,
+	// or with a ledger.Blobs store only the files being written; and the
+	// node id (file node-id). Each node has its own.
 	Dir string
+	// NodeID names this node in the jobs it claims; "" means the id kept in
+	// Dir/node-id (made on first start). Two live nodes must not share one.
+	NodeID string
+	// Lease is how long a node's claim of a running job holds without
+	// renewal (renewed every Lease/3 while it runs); a job whose node died
+	// is taken over by another once it ran out (0: DefaultLease).
+	Lease time.Duration
+	// PollEvery is how often the node looks for jobs requested on other
+	// nodes and for jobs whose lease ran out (0: DefaultPollEvery).
+	PollEvery time.Duration
 	// Workers is how many jobs run at once (0: DefaultWorkers).
 	Workers int
 	// Retention is how long a file is kept after it was requested; then the
@@ -91,11 +109,18 @@ type Service struct {
 	lmu     sync.Mutex
 	limits  map[string]*rate.Limiter
 	running sync.Map // record key → true while a worker runs it
+
+	node   string    // Config.NodeID or Dir/node-id
+	files  fileStore // where finished files are kept
+	shared bool      // files are a shared store's blobs
+	polls  atomic.Int64
 }
 
 // New opens the service: it makes Dir, removes temp files a crash left, and
-// queues every job that is pending or was running when the server stopped
-// (that one is run again from the start). Jobs run once Run is called.
+// queues every job it may claim (lease.go): pending ones, those this node
+// was running when it stopped (run again from the start), and those whose
+// lease ran out; never one another live node is running. Jobs run once Run
+// is called.
 func New(cfg Config) (*Service, error) {
 	if cfg.Store == nil || cfg.Dir == "" {
 		return nil, errors.New("report: Store and Dir are required")
@@ -121,6 +146,12 @@ func New(cfg Config) (*Service, error) {
 	if cfg.ScheduleEvery <= 0 {
 		cfg.ScheduleEvery = DefaultScheduleEvery
 	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.PollEvery <= 0 {
+		cfg.PollEvery = DefaultPollEvery
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -136,6 +167,18 @@ func New(cfg Config) (*Service, error) {
 		wake:   make(chan struct{}, 1),
 		kick:   make(chan struct{}, 1),
 		limits: map[string]*rate.Limiter{},
+		node:   cfg.NodeID,
+		files:  dirFiles{cfg.Dir},
+	}
+	if b, ok := cfg.Store.(ledger.Blobs); ok {
+		s.files, s.shared = blobFiles{b}, true
+	}
+	if s.node == "" {
+		id, err := loadNodeID(cfg.Dir)
+		if err != nil {
+			return nil, err
+		}
+		s.node = id
 	}
 	// Temp files a crash left: ours, and the XLSX stream writer's.
 	tmps, _ := filepath.Glob(filepath.Join(cfg.Dir, "*.tmp"))
@@ -143,23 +186,8 @@ func New(cfg Config) (*Service, error) {
 	for _, p := range append(tmps, xtmps...) {
 		os.Remove(p)
 	}
-	var todo []*File
-	err := s.st.ScanRecords(ledger.RecordReportFiles, "", func(_ string, v []byte) error {
-		f, err := unmarshalFile(v)
-		if err != nil {
-			return err
-		}
-		if !f.Finished() {
-			todo = append(todo, f)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := s.findWork(); err != nil {
 		return nil, err
-	}
-	slices.SortFunc(todo, func(a, b *File) int { return a.CreatedAt.Compare(b.CreatedAt) })
-	for _, f := range todo {
-		s.enqueue(f.key())
 	}
 	return s, nil
 }
@@ -167,9 +195,10 @@ func New(cfg Config) (*Service, error) {
 // Config returns the configuration in force, defaults filled in.
 func (s *Service) Config() Config { return s.cfg }
 
-// Run runs the workers, the scheduler and the retention sweeper until ctx
-// ends, then waits for them. A job cut short stays "running" in the store
-// and is run again by the next New.
+// Run runs the workers, the scheduler, the retention sweeper and the poll
+// for other nodes' jobs until ctx ends, then waits for them. A job cut
+// short stays "running" in the store under this node's lease: the next New
+// on this Dir runs it again, or another node once the lease ran out.
 func (s *Service) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for range s.cfg.Workers {
@@ -177,6 +206,7 @@ func (s *Service) Run(ctx context.Context) {
 	}
 	wg.Go(func() { s.scheduleLoop(ctx) })
 	wg.Go(func() { s.sweepLoop(ctx) })
+	wg.Go(func() { s.pollLoop(ctx) })
 	wg.Wait()
 }
 
@@ -226,7 +256,9 @@ func (s *Service) work(ctx context.Context) {
 		if key == "" {
 			return
 		}
-		s.running.Store(key, true)
+		if _, busy := s.running.LoadOrStore(key, true); busy {
+			continue // another worker here runs it
+		}
 		s.runJob(ctx, key)
 		s.running.Delete(key)
 	}
@@ -259,54 +291,68 @@ func (s *Service) update(ctx context.Context, key string, fn func(f *File) error
 
 var errSkip = errors.New("skip")
 
-// runJob runs one job: marks it running, writes the file to a temp file,
-// fsyncs and renames it, and marks it successful; or failed, with the
-// reason. A job cut short by ctx stays running (see Run).
+// runJob runs one job: claims it (lease.go), writes the file to a temp
+// file and stores it (storage.go), and marks it successful; or failed, with
+// the reason. A job cut short by ctx stays running (see Run); one this node
+// lost meanwhile is left to its new owner.
 func (s *Service) runJob(ctx context.Context, key string) {
-	f, err := s.update(ctx, key, func(f *File) error {
-		if f.Finished() {
-			return errSkip
-		}
-		f.Status, f.StartedAt, f.Attempts = StatusRunning, s.now().UTC(), f.Attempts+1
-		if f.Attempts > maxAttempts {
-			f.Status, f.CompletedAt = StatusFailed, s.now().UTC()
-			f.Error = fmt.Sprintf("internal error: gave up after %d attempts", maxAttempts)
-		}
-		return nil
-	})
+	f, err := s.claim(ctx, key)
 	switch {
 	case errors.Is(err, errSkip) || errors.Is(err, ledger.ErrNotFound):
 		return
 	case err != nil:
 		if ctx.Err() == nil {
-			s.log.Error("report job: mark running", "file", key, "err", err)
+			s.log.Error("report job: claim", "file", key, "err", err)
 		}
 		return
 	case f.Status != StatusRunning:
 		s.log.Error("report job failed", "file", f.ID, "err", f.Error)
 		return
 	}
+	attempt := f.Attempts
+	jctx, lose := context.WithCancelCause(ctx)
+	var lease sync.WaitGroup
+	lease.Go(func() { s.keepLease(jctx, key, attempt, f.LeaseUntil, lose) })
 	if s.cfg.beforeWrite != nil {
-		s.cfg.beforeWrite(ctx, f)
+		s.cfg.beforeWrite(jctx, f)
 	}
-	size, rows, werr := s.writeFile(ctx, f)
-	if ctx.Err() != nil {
-		return // shutting down: run again at the next start
+	name := s.files.name(f)
+	size, rows, werr := s.writeFile(jctx, f, name)
+	lose(nil)
+	lease.Wait()
+	lost := errors.Is(context.Cause(jctx), errLost)
+	if ctx.Err() != nil && !lost {
+		return // shutting down: run again later (see Run)
 	}
-	_, err = s.update(context.WithoutCancel(ctx), key, func(g *File) error {
-		g.CompletedAt = s.now().UTC()
-		if werr != nil {
-			g.Status, g.Error = StatusFailed, reason(werr)
+	if !lost {
+		_, err = s.update(context.WithoutCancel(ctx), key, func(g *File) error {
+			if !s.owns(g, attempt) {
+				return errLost
+			}
+			g.CompletedAt = s.now().UTC()
+			if werr != nil {
+				g.Status, g.Error = StatusFailed, reason(werr)
+				return nil
+			}
+			g.Status, g.Size, g.Rows, g.Error, g.Object = StatusSuccessful, size, rows, "", name
 			return nil
+		})
+		lost = errors.Is(err, errLost) || errors.Is(err, ledger.ErrNotFound)
+	}
+	switch {
+	case lost:
+		s.log.Warn("report job lost its lease to another node; its result is dropped", "file", f.ID, "attempt", attempt)
+		if s.shared && werr == nil {
+			if err := s.files.remove(context.WithoutCancel(ctx), name); err != nil {
+				s.log.Error("report job: remove the file of a lost job", "file", f.ID, "name", name, "err", err)
+			}
 		}
-		g.Status, g.Size, g.Rows, g.Error = StatusSuccessful, size, rows, ""
-		return nil
-	})
+		return
+	case err != nil:
+		s.log.Error("report job: mark finished", "file", f.ID, "err", err)
+	}
 	if werr != nil {
 		s.log.Warn("report job failed", "file", f.ID, "client", f.ClientID, "ledger", f.LedgerID, "err", werr)
-	}
-	if err != nil {
-		s.log.Error("report job: mark finished", "file", f.ID, "err", err)
 	}
 }
 
@@ -323,10 +369,10 @@ func reason(err error) string {
 	return "internal error"
 }
 
-// writeFile writes f's file: to a temp file in Dir, fsynced, renamed to its
-// final name, and the directory fsynced; so a file under its final name is
+// writeFile writes f's file to a temp file in Dir and stores it under name
+// (storage.go: renamed in Dir, or put as a blob), so a stored file is
 // always whole. It returns the size and the number of data rows.
-func (s *Service) writeFile(ctx context.Context, f *File) (int64, int64, error) {
+func (s *Service) writeFile(ctx context.Context, f *File, name string) (int64, int64, error) {
 	if err := s.authorize(f); err != nil {
 		return 0, 0, err
 	}
@@ -338,33 +384,26 @@ func (s *Service) writeFile(ctx context.Context, f *File) (int64, int64, error) 
 	if !ok {
 		return 0, 0, fmt.Errorf("%w: currency %q of ledger %s has no ISO 4217 exponent", ledger.ErrInvalid, l.Currency, l.ID)
 	}
-	final := filepath.Join(s.cfg.Dir, f.diskName())
 	tmp, err := os.CreateTemp(s.cfg.Dir, f.ID+".*.tmp")
 	if err != nil {
 		return 0, 0, err
 	}
-	defer os.Remove(tmp.Name()) // after the rename: nothing there
+	defer func() {
+		tmp.Close()
+		os.Remove(tmp.Name()) // after a rename: nothing there
+	}()
 	rows, err := s.writeTo(ctx, f, l, exp, tmp)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return 0, 0, err
 	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
+	if err := ctx.Err(); err != nil {
 		return 0, 0, err
 	}
-	if err := syncDir(s.cfg.Dir); err != nil {
-		return 0, 0, err
-	}
-	fi, err := os.Stat(final)
+	size, err := s.files.put(ctx, tmp, name)
 	if err != nil {
 		return 0, 0, err
 	}
-	return fi.Size(), rows, nil
+	return size, rows, nil
 }
 
 func (s *Service) writeTo(ctx context.Context, f *File, l ledger.Ledger, exp int, w io.Writer) (int64, error) {

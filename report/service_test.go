@@ -525,7 +525,7 @@ func TestService_Downloads(t *testing.T) {
 	if again[0].Token != tok {
 		t.Errorf("a fresh token at once: %q, want %q", again[0].Token, tok)
 	}
-	d, err := s.OpenDownload("acme", tok)
+	d, err := s.OpenDownload(context.Background(), "acme", tok)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -536,12 +536,12 @@ func TestService_Downloads(t *testing.T) {
 		"malformed token": {"acme", "../../etc/passwd"},
 		"file id":         {"acme", f.ID},
 	} {
-		if _, err := s.OpenDownload(c.client, c.tok); !errors.Is(err, ledger.ErrNotFound) {
+		if _, err := s.OpenDownload(context.Background(), c.client, c.tok); !errors.Is(err, ledger.ErrNotFound) {
 			t.Errorf("%s: %v, want NotFound", name, err)
 		}
 	}
 	clock.set(clock.get().Add(16 * time.Minute))
-	if _, err := s.OpenDownload("acme", tok); !errors.Is(err, ledger.ErrNotFound) {
+	if _, err := s.OpenDownload(context.Background(), "acme", tok); !errors.Is(err, ledger.ErrNotFound) {
 		t.Errorf("expired token: %v, want NotFound", err)
 	}
 	// Retention: the sweep deletes the expired token, and the file once old.

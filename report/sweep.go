@@ -3,9 +3,6 @@ package report
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/ledgerfeed/ledgerfeed/ledger"
@@ -30,11 +27,15 @@ func (s *Service) sweepLoop(ctx context.Context) {
 
 // Sweep deletes the files requested longer than the retention ago (record
 // and file; a job still running is left to finish) and the expired
-// download tokens, then files in the directory that no record names.
+// download tokens, then stored files that no record names (left by a crash
+// between a file's store and its record's update, or by a node that lost
+// its job): those stored over an hour ago, so that a job finishing now
+// keeps its file. With a shared store any node may sweep; the deletes are
+// idempotent.
 func (s *Service) Sweep(ctx context.Context) error {
 	now := s.now()
 	cutoff := now.Add(-s.cfg.Retention)
-	var oldFiles, oldTokens []string
+	var oldFiles, oldTokens, oldObjects []string
 	known := map[string]bool{}
 	err := s.st.ScanRecords(ledger.RecordReportFiles, "", func(k string, v []byte) error {
 		f, err := unmarshalFile(v)
@@ -43,9 +44,12 @@ func (s *Service) Sweep(ctx context.Context) error {
 		}
 		if f.CreatedAt.Before(cutoff) && f.Status != StatusRunning {
 			oldFiles = append(oldFiles, k)
+			if f.Status == StatusSuccessful {
+				oldObjects = append(oldObjects, f.object())
+			}
 			return nil
 		}
-		known[f.diskName()] = true
+		known[f.object()] = true
 		return nil
 	})
 	if err != nil {
@@ -83,22 +87,24 @@ func (s *Service) Sweep(ctx context.Context) error {
 			return err
 		}
 	}
-	// The disk files of deleted records, and any a crash left behind.
-	ents, err := os.ReadDir(s.cfg.Dir)
+	// The files of the deleted records, and any no record names.
+	for _, name := range oldObjects {
+		if err := s.files.remove(ctx, name); err != nil {
+			return err
+		}
+	}
+	var orphans []string
+	err = s.files.list(ctx, func(name string, stored time.Time) error {
+		if !known[name] && stored.Before(now.Add(-time.Hour)) {
+			orphans = append(orphans, name)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	for _, e := range ents {
-		name := e.Name()
-		if e.IsDir() || known[name] || !(strings.HasSuffix(name, "."+FormatCSV) || strings.HasSuffix(name, "."+FormatXLSX)) {
-			continue
-		}
-		// A job that finished after the scan above has a file no record
-		// named then: leave young files alone.
-		if fi, err := e.Info(); err != nil || fi.ModTime().After(now.Add(-time.Hour)) {
-			continue
-		}
-		if err := os.Remove(filepath.Join(s.cfg.Dir, name)); err != nil && !os.IsNotExist(err) {
+	for _, name := range orphans {
+		if err := s.files.remove(ctx, name); err != nil {
 			return err
 		}
 	}

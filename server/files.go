@@ -276,7 +276,7 @@ func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request, ev *ledge
 	if ok, wait := s.reports.AllowDownload(p.ClientID); !ok {
 		return &auth.RateLimitError{RetryAfter: retrySeconds(wait)}
 	}
-	d, err := s.reports.OpenDownload(p.ClientID, r.PathValue("token"))
+	d, err := s.reports.OpenDownload(r.Context(), p.ClientID, r.PathValue("token"))
 	if err != nil {
 		return err
 	}
