@@ -2,10 +2,14 @@ package pgstore_test
 
 import (
 	"context"
+	"fmt"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/ledgerfeed/ledgerfeed/internal/pgtest"
 	"github.com/ledgerfeed/ledgerfeed/ledger"
@@ -14,12 +18,17 @@ import (
 )
 
 // TestConformance runs the store conformance suite (package storetest) on
-// the PostgreSQL store, each test on a fresh database of pgtest's server.
+// the PostgreSQL store, each test on a fresh schema of one database of
+// pgtest's server (a schema costs milliseconds, a database about a second).
 // The crash test stops that server without a checkpoint (pgtest.Crash)
 // under the appending writers and starts it again.
 func TestConformance(t *testing.T) {
+	dsn := pgtest.Start(t)
+	var schemas atomic.Int64
 	storetest.Run(t, storetest.Harness{
-		New:         func(t *testing.T) storetest.Storage { return pgStorage{dsn: pgtest.Start(t)} },
+		New: func(t *testing.T) storetest.Storage {
+			return pgStorage{dsn: newSchema(t, dsn, fmt.Sprintf("conformance_%d", schemas.Add(1)))}
+		},
 		ModelSteps:  1000,
 		CrashCycles: 3,
 
@@ -27,7 +36,42 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// pgStorage is a PostgreSQL database.
+// newSchema creates schema name in the database at dsn, drops it when t
+// ends, and returns dsn with the schema as its search path: a store opened
+// there keeps its tables in it.
+func newSchema(t *testing.T, dsn, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA "+name+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", name)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// pgStorage is a PostgreSQL schema.
 type pgStorage struct{ dsn string }
 
 func (p pgStorage) Open(t testing.TB, o storetest.Options) ledger.Backend {
