@@ -124,18 +124,61 @@ func decodeEntry(b []byte, e *Entry, checkCRC bool) error {
 	return nil
 }
 
+// decodeRaw parses a stored value into e without copying or decoding its
+// strings: e's byte slices are sub-slices of b. It accepts exactly the
+// values decodeEntry accepts (without the crc check) and gives the same
+// fields.
+func decodeRaw(b []byte, e *RawEntry) error {
+	if len(b) < entryHeaderSize+1+28 || b[0] != entryFormat {
+		return errBadRecord
+	}
+	p := b[entryHeaderSize:]
+	flags := p[0]
+	e.BalanceBefore = int64(binary.BigEndian.Uint64(p[1:]))
+	e.Amount = int64(binary.BigEndian.Uint64(p[9:]))
+	e.TimeMicros = int64(binary.BigEndian.Uint64(p[17:]))
+	e.LedgerDate = Date(binary.BigEndian.Uint32(p[25:]))
+	str := p[29:]
+	off, ok := 0, false
+	if _, off, ok = strAt(str, off); !ok { // entryId
+		return errBadRecord
+	}
+	if e.PSPReference, off, ok = strAt(str, off); !ok {
+		return errBadRecord
+	}
+	if e.EntryType, off, ok = strAt(str, off); !ok {
+		return errBadRecord
+	}
+	if e.Reference, off, ok = strAt(str, off); !ok {
+		return errBadRecord
+	}
+	e.HasRecipient = flags&flagRecipient != 0
+	e.RecipientHandle = nil
+	if e.HasRecipient {
+		if e.RecipientHandle, off, ok = strAt(str, off); !ok {
+			return errBadRecord
+		}
+	}
+	if off != len(str) {
+		return errBadRecord
+	}
+	e.HasGDPR = flags&flagGDPR != 0
+	e.BalanceAfter = e.BalanceBefore + e.Amount // as decodeEntry
+	return nil
+}
+
 // strAt reads the uvarint-length-prefixed string at s[off:]; it answers the
 // string and the offset after it.
-func strAt(s string, off int) (string, int, bool) {
+func strAt[S ~string | ~[]byte](s S, off int) (S, int, bool) {
 	var n uint64
 	for i, shift := 0, uint(0); ; i, shift = i+1, shift+7 {
 		if off >= len(s) || i == binary.MaxVarintLen64 {
-			return "", 0, false
+			return s[:0], 0, false
 		}
 		c := s[off]
 		off++
 		if i == binary.MaxVarintLen64-1 && c > 1 {
-			return "", 0, false // overflows 64 bits
+			return s[:0], 0, false // overflows 64 bits
 		}
 		n |= uint64(c&0x7f) << shift
 		if c < 0x80 {
@@ -143,7 +186,7 @@ func strAt(s string, off int) (string, int, bool) {
 		}
 	}
 	if n > uint64(len(s)-off) {
-		return "", 0, false
+		return s[:0], 0, false
 	}
 	return s[off : off+int(n)], off + int(n), true
 }

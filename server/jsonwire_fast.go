@@ -201,43 +201,10 @@ const (
 )
 
 // appendTimestamp appends ts as wireTimeLayout (UTC, six fraction digits,
-// truncated), as appendMessage does via time.Format.
+// truncated), as appendMessage does via time.Format (page_json.go).
 func appendTimestamp(b []byte, ts *timestamppb.Timestamp) []byte {
-	secs, nanos := ts.GetSeconds(), ts.GetNanos()
-	if secs < minFastUnix || secs > maxFastUnix || nanos < 0 || nanos > 999999999 {
-		// Out of the common range (or not normalized): let time do it.
-		return appendString(b, ts.AsTime().UTC().Format(wireTimeLayout))
-	}
-	days := secs / 86400
-	rem := secs % 86400
-	if rem < 0 {
-		rem += 86400
-		days--
-	}
-	y, mo, d := civilFromDays(days)
-	hh, mm, ss := rem/3600, rem/60%60, rem%60
-	micros := int64(nanos) / 1000
-	var buf [29]byte // "2006-01-02T15:04:05.000000Z" with quotes
-	buf[0] = '"'
-	put4(buf[1:], y)
-	buf[5] = '-'
-	put2(buf[6:], mo)
-	buf[8] = '-'
-	put2(buf[9:], d)
-	buf[11] = 'T'
-	put2(buf[12:], hh)
-	buf[14] = ':'
-	put2(buf[15:], mm)
-	buf[17] = ':'
-	put2(buf[18:], ss)
-	buf[20] = '.'
-	for i := 26; i >= 21; i-- {
-		buf[i] = byte('0' + micros%10)
-		micros /= 10
-	}
-	buf[27] = 'Z'
-	buf[28] = '"'
-	return append(b, buf[:]...)
+	var c dayCache
+	return appendWireTime(b, ts.GetSeconds(), ts.GetNanos(), &c)
 }
 
 func put2(p []byte, v int64) {

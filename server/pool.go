@@ -13,13 +13,14 @@ import (
 	v1 "github.com/ledgerfeed/ledgerfeed/gen/ledgerfeed/v1"
 )
 
-// A REST page answer is ~250 KB of JSON made from a block of 1000 entry
-// messages. Allocating (and zeroing, and collecting) both for every page
-// costs more than reading the page, so REST requests reuse them: the
-// request's restState keeps what it took from the pools and gives it back
-// when the answer has been written (rest.go). A gRPC call does the same
-// with the entry blocks, given back at the call's End event, after grpc has
-// encoded and sent the answer (answeredHandler).
+// A page answer is ~250 KB of JSON (REST) or a block of 1000 entry
+// messages (gRPC). Allocating (and zeroing, and collecting) them for every
+// page costs more than reading the page, so requests reuse them: a REST
+// request's restState keeps the JSON buffer its handler took from the pool
+// (page_json.go writes pages straight from the store into it) and gives it
+// back when the answer has been written (rest.go). A gRPC call does the
+// same with the entry blocks, given back at the call's End event, after
+// grpc has encoded and sent the answer (answeredHandler).
 
 // maxPooled caps what goes back to a pool: one outsized page does not stay
 // in memory for ever.
@@ -53,6 +54,9 @@ func preEncode(ctx context.Context, resp proto.Message) (any, error) {
 	st := restStateOf(ctx)
 	if st == nil {
 		return resp, nil
+	}
+	if pg := restPageOf(ctx); pg != nil && pg.resp == resp { // page_json.go
+		return preEncoded(pg.json), nil
 	}
 	bp := jsonBufs.Get().(*[]byte)
 	b, ok := appendFast((*bp)[:0], resp)

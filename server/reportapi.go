@@ -24,8 +24,10 @@ import (
 // chain has authenticated the caller, checked scope read and the rate limit,
 // and audits each call. Every handler checks the ledger grant first
 // (requireLedger), before it looks at anything else of the request, so that a
-// ledger without a grant answers exactly like an unknown one. The
-// extensions are in manifest.go, search.go and files.go.
+// ledger without a grant answers exactly like an unknown one. A REST
+// GetFeed or GetDateReport writes its answer's JSON straight from the store
+// (page_json.go); gRPC builds the messages. The extensions are in
+// manifest.go, search.go and files.go.
 type reportAPI struct {
 	v1.UnimplementedReportServiceServer
 	srv     *Server
@@ -161,6 +163,9 @@ func (a *reportAPI) GetFeed(ctx context.Context, req *v1.GetFeedRequest) (*v1.Ge
 		return nil, err
 	}
 	sendPageSize(ctx, size)
+	if st, pg := restStateOf(ctx), restPageOf(ctx); st != nil && pg != nil {
+		return a.restFeed(ctx, st, pg, id, topic, from, cursor, size, opt, wait) // page_json.go
+	}
 	buf := getEntryBuf(size)
 	defer putEntryBuf(buf) // the answer holds nothing of it (pool.go)
 	opt.Buf = *buf
@@ -236,6 +241,9 @@ func (a *reportAPI) GetDateReport(ctx context.Context, req *v1.GetDateReportRequ
 		}
 	}
 	sendPageSize(ctx, size)
+	if st, pg := restStateOf(ctx), restPageOf(ctx); st != nil && pg != nil {
+		return a.restDate(st, pg, id, topic, d, from, size, opt) // page_json.go
+	}
 	buf := getEntryBuf(size)
 	defer putEntryBuf(buf) // the answer holds nothing of it (pool.go)
 	opt.Buf = *buf

@@ -20,8 +20,9 @@ func (s *Server) rest(maxBody int64, h http.Handler) http.Handler {
 		hdr.Set(headerRequestID, id)
 		hdr.Set("Cache-Control", "no-store")
 		hdr.Set("X-Content-Type-Options", "nosniff")
-		st := &restState{id: id}
-		r = r.WithContext(context.WithValue(r.Context(), restStateKey{}, st))
+		rc := &restCall{state: restState{id: id}}
+		st := &rc.state
+		r = r.WithContext(context.WithValue(context.WithValue(r.Context(), restStateKey{}, st), restPageKey{}, &rc.page))
 		if r.ContentLength > maxBody {
 			hdr.Set("Connection", "close")
 			s.httpError(w, r, tooLarge(maxBody))
@@ -42,4 +43,12 @@ func (s *Server) rest(maxBody int64, h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 		st.finish()
 	})
+}
+
+// restCall is what the middleware keeps for one REST request, allocated
+// together: its state (problem.go) and the slot of a page answer written
+// by its handler (page_json.go).
+type restCall struct {
+	state restState
+	page  restPage
 }
