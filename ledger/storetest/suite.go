@@ -90,6 +90,12 @@ func Run(t *testing.T, h Harness) {
 		t.Run("ErrorChangesNothing", func(t *testing.T) { testUpdateRecordsErrorChangesNothing(t, h) })
 		t.Run("ErrInvalid", func(t *testing.T) { testRecordsErrInvalid(t, h) })
 	})
+	t.Run("Seals", func(t *testing.T) {
+		t.Run("Manifest", func(t *testing.T) { testManifest(t, h) })
+		t.Run("ManifestRange", func(t *testing.T) { testManifestRange(t, h) })
+		t.Run("PutSeals", func(t *testing.T) { testPutSeals(t, h) })
+		t.Run("ManifestGDPRErasure", func(t *testing.T) { testManifestGDPRErasure(t, h) })
+	})
 	t.Run("Model", func(t *testing.T) { testModel(t, h) })
 	t.Run("Dates", func(t *testing.T) {
 		t.Run("CutoffInstant", func(t *testing.T) { testCutoffInstant(t, h) })
