@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -345,7 +346,9 @@ type mpIngest struct {
 	t     *testing.T
 	nodes []*mpNode
 	admin string
+	seed  uint64
 	dead  atomic.Int32 // index+1 of the killed node, 0 while all live
+	quit  atomic.Bool  // the test is ending: writers and readers return
 
 	mu      sync.Mutex
 	posted  map[mpStream][]*mpBatch         // every batch built, in build order
@@ -363,6 +366,9 @@ func (g *mpIngest) post(b *mpBatch, start int) (mpAck, int, int, error) {
 	deadline := time.Now().Add(45 * time.Second)
 	node, failed := start, 0
 	for {
+		if g.quit.Load() {
+			return mpAck{}, node, failed, errMPQuit
+		}
 		n := g.nodes[node]
 		code, body, err := mpDo("POST", n.url("/admin/v1/ledgers/"+b.ledger+"/"+b.topic+"/entries"), g.admin, b.body)
 		switch {
@@ -391,7 +397,7 @@ func (g *mpIngest) post(b *mpBatch, start int) (mpAck, int, int, error) {
 // its node, each retried until acknowledged; afterAck is called after each
 // acknowledged batch.
 func (g *mpIngest) write(w, batches int, streams []mpStream, afterAck func()) {
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(w)))
+	rng := rand.New(rand.NewPCG(g.seed, uint64(w)))
 	node := w % len(g.nodes)
 	for i := range batches {
 		s := streams[rng.IntN(len(streams))]
@@ -400,6 +406,9 @@ func (g *mpIngest) write(w, batches int, streams []mpStream, afterAck func()) {
 		g.posted[s] = append(g.posted[s], b)
 		g.mu.Unlock()
 		a, answered, failed, err := g.post(b, node)
+		if errors.Is(err, errMPQuit) {
+			return
+		}
 		if err != nil {
 			g.t.Errorf("writer %d: %v", w, err)
 			return
@@ -431,6 +440,9 @@ func (g *mpIngest) write(w, batches int, streams []mpStream, afterAck func()) {
 		// another node and must answer the same sequences, appending nothing.
 		if rng.IntN(6) == 0 {
 			r, _, _, err := g.post(b, (node+1)%len(g.nodes))
+			if errors.Is(err, errMPQuit) {
+				return
+			}
 			if err != nil {
 				g.t.Errorf("writer %d: repost: %v", w, err)
 				return
@@ -459,6 +471,9 @@ func (g *mpIngest) record(s mpStream, e *mpEntry, seq int64) {
 	g.bySeq[s][seq] = e
 }
 
+// errMPQuit ends a writer or reader of a test that is ending.
+var errMPQuit = errors.New("test ending")
+
 // mpWalk is what one reader saw of one feed.
 type mpWalk struct {
 	entries   []client.Entry
@@ -475,11 +490,15 @@ type mpWalk struct {
 // items, tryLater and the same cursor.
 func (g *mpIngest) read(token string, start int, s mpStream, seed uint64, done <-chan struct{}, target *map[mpStream]int64) *mpWalk {
 	w := &mpWalk{chain: client.TopicChain{LedgerID: s.ledger, Topic: s.topic}}
-	rng := rand.New(rand.NewPCG(seed, 7))
+	rng := rand.New(rand.NewPCG(g.seed, seed))
 	node := start
-	deadline := time.Now().Add(50 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	want := int64(-1)
 	for {
+		if g.quit.Load() {
+			w.err = errMPQuit
+			return w
+		}
 		if want < 0 {
 			select {
 			case <-done:
@@ -489,7 +508,7 @@ func (g *mpIngest) read(token string, start int, s mpStream, seed uint64, done <
 		}
 		final := want >= 0 && int64(len(w.entries)) >= want
 		if time.Now().After(deadline) {
-			w.err = fmt.Errorf("reader saw %d entries of %d after 50s", len(w.entries), want)
+			w.err = fmt.Errorf("reader saw %d entries of %d after 90s", len(w.entries), want)
 			return w
 		}
 		q := fmt.Sprintf("pageSize=%d", 1+rng.IntN(300))
@@ -542,9 +561,10 @@ func (g *mpIngest) read(token string, start int, s mpStream, seed uint64, done <
 // Every reader must see every acknowledged entry exactly once, at the
 // sequence its batch was acknowledged with (so in order and gapless),
 // balances and the hash chain chained; the ids seen are exactly the ids
-// posted; a batch retried after the kill answers its first try's sequences
-// if that one had committed. The killed node, started again, serves the
-// same feeds.
+// posted; a batch retried after the kill
+// is appended once, whether or not its first try had committed (then the
+// retry answers duplicates at the stored sequences). The killed node,
+// started again, serves the same feeds.
 func TestMultiProcess_ThreeNodesKillOneMidIngest(t *testing.T) {
 	began := time.Now()
 	dsn := pgtest.Start(t)
@@ -573,9 +593,17 @@ func TestMultiProcess_ThreeNodesKillOneMidIngest(t *testing.T) {
 	tokA, tokB := mpToken(t, nodes[2], "erp-a", secrets["erp-a"]), mpToken(t, nodes[2], "erp-b", secrets["erp-b"])
 	tokens := []string{tokA, tokA, tokB}
 	g := &mpIngest{
-		t: t, nodes: nodes, admin: admin,
+		t: t, nodes: nodes, admin: admin, seed: uint64(time.Now().UnixNano()),
 		posted: map[mpStream][]*mpBatch{}, bySeq: map[mpStream]map[int64]*mpEntry{}, seqOf: map[string]int64{},
 	}
+	t.Logf("seed %d", g.seed)
+	// A test ending early (Fatal) stops its writers and readers first.
+	var readers, wg sync.WaitGroup
+	t.Cleanup(func() {
+		g.quit.Store(true)
+		readers.Wait()
+		wg.Wait()
+	})
 	t.Logf("ledgers, clients and tokens made after %v", time.Since(began).Round(time.Millisecond))
 	var streams []mpStream
 	for _, l := range []string{"302321", "302322"} {
@@ -591,11 +619,10 @@ func TestMultiProcess_ThreeNodesKillOneMidIngest(t *testing.T) {
 	target := map[mpStream]int64{}
 	walks := map[[2]int]*mpWalk{}
 	var rmu sync.Mutex
-	var readers sync.WaitGroup
 	for r := range nodes {
 		for si, s := range streams {
 			readers.Go(func() {
-				w := g.read(tokens[r], r, s, uint64(r*10+si), done, &target)
+				w := g.read(tokens[r], r, s, uint64(10+r*10+si), done, &target)
 				rmu.Lock()
 				walks[[2]int{r, si}] = w
 				rmu.Unlock()
@@ -606,14 +633,12 @@ func TestMultiProcess_ThreeNodesKillOneMidIngest(t *testing.T) {
 	// Writers; the node is killed once a third of the batches is acknowledged.
 	var acked atomic.Int32
 	killNow := make(chan struct{})
-	var once sync.Once
-	var wg sync.WaitGroup
 	start := time.Now()
 	for w := range writers {
 		wg.Go(func() {
 			g.write(w, batches, streams, func() {
 				if acked.Add(1) == writers*batches/3 {
-					once.Do(func() { close(killNow) })
+					close(killNow)
 				}
 			})
 		})
