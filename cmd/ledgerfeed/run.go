@@ -20,6 +20,7 @@ type command struct {
 var commands = []command{
 	{"serve", "run the server: REST, gRPC, metrics, health checks", runServe},
 	{"migrate", "apply the PostgreSQL store's schema migrations and exit", runMigrate},
+	{"migrate-store", "copy a bbolt store into an empty PostgreSQL database and verify it there", runMigrateStore},
 	{"verify", "recompute every hash chain and balance in the store", runVerify},
 	{"backup", "write a consistent backup of the store to a tar file", runBackup},
 	{"client", "manage API clients: create, list, show, grant, revoke, rotate, delete", runClient},

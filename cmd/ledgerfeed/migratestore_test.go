@@ -1,0 +1,417 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ledgerfeed/ledgerfeed/internal/pgtest"
+	"github.com/ledgerfeed/ledgerfeed/ledger"
+	"github.com/ledgerfeed/ledgerfeed/ledger/pgstore"
+)
+
+const (
+	msAdminSecret = "migrate-store-admin-secret"
+	msDemoSecret  = "migrate-store-demo-secret"
+)
+
+// msGet does one request and returns status, body and the response
+// headers' Content-Type.
+func msGet(t *testing.T, method, addr, path, token, body string) (int, string) {
+	t.Helper()
+	return saDo(t, method, "http://"+addr+path, token, body)
+}
+
+// msJSON decodes a JSON answer into v or fails.
+func msJSON(t *testing.T, what, body string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(body), v); err != nil {
+		t.Fatalf("%s: %v\n%s", what, err, body)
+	}
+}
+
+// msDemoStore serves the demo on a bbolt store and adds what the demo
+// lacks: a GDPR erasure, a finished report file and a schedule. It waits
+// until every closed date is sealed, and returns the running server, the
+// partner's and the admin's tokens from it, and the report file's
+// download path.
+func msDemoStore(t *testing.T, dir string) (s *serving, partner, admin, download string) {
+	t.Helper()
+	s, out := serveWithStdout(t, dir, "--demo", "--demo-secret", msDemoSecret, "--admin-secret", msAdminSecret,
+		"--rate-limit=-1", "--token-rate-limit=-1")
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(out.text(), "includeGDPRSensitiveData=true") {
+		if time.Now().After(deadline) {
+			t.Fatalf("demo not seeded within 60s:\n%s\n%s", out.text(), s.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var code int
+	if code, partner = saToken(t, s.httpAddr, demoClientID, msDemoSecret); code != 200 {
+		t.Fatalf("partner token: %d", code)
+	}
+	if code, admin = saToken(t, s.httpAddr, "admin", msAdminSecret); code != 200 {
+		t.Fatalf("admin token: %d", code)
+	}
+
+	// Erase the GDPR fields of the first funds entry that has them.
+	code, body := msGet(t, "GET", s.httpAddr, "/report/v2/ledgers/302321/funds/feed?pageSize=100&includeGDPRSensitiveData=true", partner, "")
+	var page struct {
+		Items []map[string]any `json:"items"`
+	}
+	msJSON(t, "feed", body, &page)
+	psp := ""
+	for _, it := range page.Items {
+		if it["name"] != nil {
+			psp, _ = it["pspReference"].(string)
+			break
+		}
+	}
+	if code != 200 || psp == "" {
+		t.Fatalf("no entry with GDPR fields in the first page: %d %s", code, body)
+	}
+	code, body = msGet(t, "POST", s.httpAddr, "/admin/v1/ledgers/302321/gdpr-erasures", admin, `{"pspReference":"`+psp+`"}`)
+	if code != 200 || !strings.Contains(body, "1") {
+		t.Fatalf("erasure: %d %s", code, body)
+	}
+
+	// A schedule and a finished report file.
+	code, body = msGet(t, "PUT", s.httpAddr, "/admin/v1/ledgers/302321/report-schedules/weekly-csv", admin,
+		`{"clientId":"demo-partner","frequency":"weekly","type":"entries","format":"csv","language":"nb"}`)
+	if code != 201 {
+		t.Fatalf("schedule: %d %s", code, body)
+	}
+	yesterday := time.Now().UTC().AddDate(0, 0, -3).Format("2006-01-02")
+	from := time.Now().UTC().AddDate(0, 0, -10).Format("2006-01-02")
+	code, body = msGet(t, "POST", s.httpAddr, "/report/v2/files", partner,
+		`{"type":"entries","ledgerId":"302321","topics":["funds","fees"],"fromLedgerDate":"`+from+`","toLedgerDate":"`+yesterday+`","format":"csv","language":"en"}`)
+	var f struct {
+		ID             string `json:"id"`
+		Status         string `json:"status"`
+		DownloadAction struct {
+			URL string `json:"url"`
+		} `json:"downloadAction"`
+	}
+	msJSON(t, "report file", body, &f)
+	if code != 202 || f.ID == "" {
+		t.Fatalf("report file: %d %s", code, body)
+	}
+	for f.Status != "successful" {
+		if time.Now().After(deadline) || f.Status == "failed" {
+			t.Fatalf("report file not done: %s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+		_, body = msGet(t, "GET", s.httpAddr, "/report/v2/files/"+f.ID, partner, "")
+		msJSON(t, "report file", body, &f)
+	}
+	u, err := url.Parse(f.DownloadAction.URL)
+	if err != nil || u.Path == "" {
+		t.Fatalf("download url %q: %v", f.DownloadAction.URL, err)
+	}
+	download = u.RequestURI()
+
+	// Every closed date sealed (the sealer runs in the background).
+	for _, id := range []string{"302321", "302322", "302323", "302324", "302325"} {
+		for {
+			_, body := msGet(t, "GET", s.httpAddr, "/report/v2/ledgers/"+id+"/dates", partner, "")
+			var man struct {
+				Items []struct {
+					State string `json:"state"`
+					Seal  string `json:"seal"`
+				} `json:"items"`
+			}
+			msJSON(t, "manifest", body, &man)
+			unsealed := 0
+			for _, it := range man.Items {
+				if it.State == "closed" && it.Seal == "" {
+					unsealed++
+				}
+			}
+			if len(man.Items) > 0 && unsealed == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ledger %s: %d closed dates not sealed within 60s: %s", id, unsealed, body)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return s, partner, admin, download
+}
+
+// The demo store (with a GDPR erasure, a report file and a schedule) moved
+// to PostgreSQL: migrate-store refuses while a server holds the source,
+// copies and verifies once it is stopped, refuses a second run; then both
+// stores, served side by side, answer every public request with the same
+// bytes — ledgers, every date of every ledger and topic, the feed walked
+// with the bbolt server's cursors, with and without GDPR data — for the
+// token the bbolt server issued; the audit log up to the move is the same
+// and the report file downloads the same.
+func TestMigrateStore_DemoRoundTrip(t *testing.T) {
+	dsn := pgtest.Start(t)
+	dir := t.TempDir()
+	t0 := time.Now()
+	s, partner, admin, download := msDemoStore(t, dir)
+	t.Logf("demo store ready in %s", time.Since(t0))
+
+	// A source in use is refused, and nothing is written to the target.
+	_, _, err := runCmd(t, "migrate-store", "--from", "bolt:"+dir, "--to", dsn)
+	if err == nil || !strings.Contains(err.Error(), "in use") || !strings.Contains(err.Error(), "stop that server first") {
+		t.Fatalf("migrate-store while serving: %v", err)
+	}
+	if err := s.stop(t); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	if c := pgContents(t, dsn); !c.Empty() {
+		t.Fatalf("the refused run wrote to the target: %s", c)
+	}
+	_, fileErr := os.Stat(filepath.Join(dir, "reports"))
+
+	start := time.Now()
+	stdout, stderr, err := runCmd(t, "migrate-store", "--from", "bolt:"+dir, "--to", dsn)
+	if err != nil {
+		t.Fatalf("migrate-store: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+	}
+	t.Logf("migrate-store took %s:\n%s%s", time.Since(start), stdout, stderr)
+	for _, want := range []string{"ledgers       5\n", "entries       37", "1 erased", "clients       2\n", "verified"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("summary lacks %q:\n%s", want, stdout)
+		}
+	}
+	_ = fileErr
+
+	// A second run is refused, saying the copy is there.
+	before := pgContents(t, dsn)
+	_, _, err = runCmd(t, "migrate-store", "--from", "bolt:"+dir, "--to", dsn)
+	if err == nil || !strings.Contains(err.Error(), "already holds a completed copy of bolt:") {
+		t.Fatalf("second migrate-store: %v", err)
+	}
+	if after := pgContents(t, dsn); after.String() != before.String() {
+		t.Fatalf("the refused second run changed the target: %s → %s", before, after)
+	}
+
+	// Both stores served side by side.
+	b := startServe(t, dir, "--rate-limit=-1", "--token-rate-limit=-1")
+	p := startServe(t, t.TempDir(), "--store", dsn, "--rate-limit=-1", "--token-rate-limit=-1")
+	m := regexp.MustCompile(`(?m)^  audit events  (\d+)$`).FindStringSubmatch(stdout)
+	if m == nil {
+		t.Fatalf("no audit count in the summary:\n%s", stdout)
+	}
+	auditEvents, _ := strconv.Atoi(m[1])
+	if auditEvents < 5 {
+		t.Fatalf("only %d audit events copied: the demo's token issues and admin changes are more", auditEvents)
+	}
+	t1 := time.Now()
+	msCompareServers(t, b, p, partner, admin, download, auditEvents)
+	t.Logf("compared in %s", time.Since(t1))
+}
+
+// pgContents counts what the database at dsn holds.
+func pgContents(t *testing.T, dsn string) pgstore.Contents {
+	t.Helper()
+	st, err := pgstore.Open(context.Background(), dsn, pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err := st.Contents(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// msCompareServers requires byte-identical answers from the bbolt server b
+// and the PostgreSQL server p.
+func msCompareServers(t *testing.T, b, p *serving, partner, admin, download string, auditEvents int) {
+	t.Helper()
+	var mu sync.Mutex
+	requests, refused := 0, 0
+	// compare GETs path from both and returns the body when both answered
+	// 200 alike ("" otherwise; a difference fails the test). Safe in
+	// goroutines.
+	compare := func(path, token string, normalize bool) string {
+		t.Helper()
+		cb, bb := msGet(t, "GET", b.httpAddr, path, token, "")
+		cp, bp := msGet(t, "GET", p.httpAddr, path, token, "")
+		mu.Lock()
+		requests++
+		mu.Unlock()
+		nb, np := bb, bp
+		if normalize || cb != 200 {
+			// A refusal's problem+json names its own request.
+			nb, np = msNormalize(t, bb), msNormalize(t, bp)
+		}
+		if cb != cp || nb != np {
+			t.Errorf("GET %s: bbolt %d, postgresql %d; first difference: %s", path, cb, cp, msDiff(nb, np))
+			return ""
+		}
+		if cb != 200 {
+			mu.Lock()
+			refused++
+			mu.Unlock()
+			return ""
+		}
+		return bb
+	}
+	same := func(path, token string) string { t.Helper(); return compare(path, token, false) }
+	same("/.well-known/jwks.json", "")
+	var ledgers struct {
+		Items []struct {
+			LedgerID string `json:"ledgerId"`
+		} `json:"items"`
+	}
+	msJSON(t, "ledgers", same("/settlement/v1/ledgers", partner), &ledgers)
+	if len(ledgers.Items) != 5 {
+		t.Fatalf("ledgers: %+v", ledgers)
+	}
+
+	var wg sync.WaitGroup
+	for _, l := range ledgers.Items {
+		id := l.LedgerID
+		// The manifest names every date from the first on, with seals.
+		var man struct {
+			Items []struct {
+				LedgerDate string `json:"ledgerDate"`
+				Topics     map[string]struct {
+					EntryCount int `json:"entryCount"`
+				} `json:"topics"`
+			} `json:"items"`
+		}
+		first := time.Now().UTC().AddDate(0, 0, -200).Format("2006-01-02")
+		last := time.Now().UTC().AddDate(0, 0, 2).Format("2006-01-02")
+		// The manifest's per-topic object is a protobuf map, whose JSON key
+		// order varies from one answer to the next on one server: compared
+		// as JSON values.
+		msJSON(t, "manifest", compare("/report/v2/ledgers/"+id+"/dates?fromLedgerDate="+first+"&toLedgerDate="+last, partner, true), &man)
+		// From the first date with an entry on (the ones before are empty
+		// alike: one of them is compared).
+		for len(man.Items) > 1 && man.Items[1].Topics["funds"].EntryCount+man.Items[1].Topics["fees"].EntryCount == 0 {
+			man.Items = man.Items[1:]
+		}
+		if len(man.Items) < 30 {
+			t.Fatalf("ledger %s: %d dates in the manifest", id, len(man.Items))
+		}
+		for _, topic := range []string{"funds", "fees"} {
+			for _, gdpr := range []string{"", "&includeGDPRSensitiveData=true"} {
+				wg.Go(func() {
+					for _, d := range man.Items {
+						if gdpr != "" && id != "302321" {
+							// With GDPR data: every entry through the feed
+							// below, and each date of the ledger with the
+							// erasure (the test's time is in requests).
+							break
+						}
+						path := "/report/v2/ledgers/" + id + "/" + topic + "/dates/" + d.LedgerDate + "?pageSize=1000" + gdpr
+						for {
+							var pg struct {
+								HasMore bool   `json:"hasMore"`
+								Cursor  string `json:"cursor"`
+							}
+							body := same(path, partner)
+							if body == "" && gdpr != "" {
+								return // no GDPR consent for this ledger: refused alike
+							}
+							if body == "" || json.Unmarshal([]byte(body), &pg) != nil || !pg.HasMore {
+								break
+							}
+							path = "/report/v2/ledgers/" + id + "/" + topic + "/dates/" + d.LedgerDate + "?pageSize=1000" + gdpr + "&cursor=" + pg.Cursor
+						}
+					}
+					// The feed from the start, page by page: each cursor the
+					// bbolt server hands out works on the PostgreSQL server.
+					cursor := ""
+					for n := 0; ; n++ {
+						var pg struct {
+							TryLater bool   `json:"tryLater"`
+							Cursor   string `json:"cursor"`
+						}
+						body := same("/report/v2/ledgers/"+id+"/"+topic+"/feed?pageSize=1000"+gdpr+"&cursor="+cursor, partner)
+						if body == "" || json.Unmarshal([]byte(body), &pg) != nil || pg.TryLater {
+							break
+						}
+						cursor = pg.Cursor
+						if n > 1000 {
+							t.Errorf("feed of %s/%s does not end", id, topic)
+							return
+						}
+					}
+				})
+			}
+		}
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+
+	// The audit log up to the move: each server has added its own events
+	// since (these requests), so the first auditEvents.
+	var logs [2][]json.RawMessage
+	for i, srv := range []*serving{b, p} {
+		var audit struct {
+			Items []json.RawMessage `json:"items"`
+		}
+		_, body := msGet(t, "GET", srv.httpAddr, fmt.Sprintf("/admin/v1/audit?pageSize=%d", auditEvents), admin, "")
+		msJSON(t, "audit", body, &audit)
+		logs[i] = audit.Items
+	}
+	if len(logs[0]) != auditEvents || !reflect.DeepEqual(logs[0], logs[1]) {
+		t.Errorf("the audit logs' first %d events differ:\nbbolt      %s\npostgresql %s", auditEvents, logs[0], logs[1])
+	}
+	n := len(logs[0])
+	t.Logf("%d requests answered alike (%d of them refused alike); audit logs alike for %d events", requests, refused, n)
+	_ = download
+}
+
+// msNormalize re-marshals a JSON text (object keys sorted).
+func msNormalize(t *testing.T, s string) string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		return s
+	}
+	if m, ok := v.(map[string]any); ok && m["contextId"] != nil {
+		delete(m, "contextId")
+		delete(m, "instance")
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// msDiff shows where two texts first differ.
+func msDiff(a, b string) string {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	from := max(0, i-120)
+	return fmt.Sprintf("at byte %d:\nbbolt      …%s\npostgresql …%s", i, a[from:min(len(a), i+200)], b[from:min(len(b), i+200)])
+}
+
+// msReport reads a file's body.
+func msReport(t *testing.T, addr, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+var _ = fmt.Sprintf
+var _ = ledger.TopicFunds
