@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ledgerfeed/ledgerfeed/internal/pgtest"
 	"github.com/ledgerfeed/ledgerfeed/ledger"
 )
 
@@ -171,6 +172,7 @@ func filepathCreate(dir, name string) (*os.File, error) { return os.Create(filep
 // TestMain removes the benchmark stores.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	pgtest.Stop()
 	benchStores.Range(func(_, v any) bool {
 		bs := v.(*benchStore)
 		if bs.st != nil {

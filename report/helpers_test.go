@@ -36,10 +36,16 @@ func openStore(t testing.TB, dir string) *ledger.Store {
 	return st
 }
 
+// seedStore is what seedLedger writes to: either store.
+type seedStore interface {
+	ledger.Entries
+	ledger.Ledgers
+}
+
 // seedLedger makes ledger id in currency with entries on days dates from
 // day0 (none on the third date: an empty date), both topics, some with GDPR
 // fields and some without a recipient handle, and closes the last date.
-func seedLedger(t testing.TB, st *ledger.Store, id, currency string, days, perDay int) {
+func seedLedger(t testing.TB, st seedStore, id, currency string, days, perDay int) {
 	t.Helper()
 	ctx := context.Background()
 	if _, _, err := st.PutLedger(ctx, ledger.Ledger{ID: id, Currency: currency, TimeZone: "Europe/Oslo"}); err != nil {
@@ -91,7 +97,7 @@ func seedLedger(t testing.TB, st *ledger.Store, id, currency string, days, perDa
 
 // grantClient makes a client with scope read and a grant (with GDPR
 // consent) for each ledger.
-func grantClient(t testing.TB, st *ledger.Store, id string, ledgers ...string) {
+func grantClient(t testing.TB, st ledger.Clients, id string, ledgers ...string) {
 	t.Helper()
 	c := ledger.Client{ID: id, SecretHash: "x", Scopes: []string{ledger.ScopeRead}}
 	for _, l := range ledgers {
@@ -104,7 +110,7 @@ func grantClient(t testing.TB, st *ledger.Store, id string, ledgers ...string) {
 
 // startService opens a service on st with files in dir and runs it until
 // the test ends.
-func startService(t testing.TB, st *ledger.Store, dir string, tweak func(*Config)) *Service {
+func startService(t testing.TB, st Store, dir string, tweak func(*Config)) *Service {
 	t.Helper()
 	cfg := Config{Store: st, Dir: dir}
 	if tweak != nil {
