@@ -10,7 +10,9 @@ import (
 	"math"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -154,19 +156,24 @@ func appendMessage(b []byte, m protoreflect.Message) []byte {
 			}
 			b = append(b, ']')
 		case fd.IsMap():
+			// Keys in sorted order, so one message always answers the same
+			// bytes (Range's order is random).
 			mp := m.Get(fd).Map()
-			b = append(b, '{')
-			n := 0
-			mp.Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
-				if n > 0 {
-					b = append(b, ',')
-				}
-				n++
-				b = appendString(b, k.String())
-				b = append(b, ':')
-				b = appendValue(b, fd.MapValue(), v)
+			keys := make([]protoreflect.MapKey, 0, mp.Len())
+			mp.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
+				keys = append(keys, k)
 				return true
 			})
+			slices.SortFunc(keys, func(x, y protoreflect.MapKey) int { return strings.Compare(x.String(), y.String()) })
+			b = append(b, '{')
+			for j, k := range keys {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = appendString(b, k.String())
+				b = append(b, ':')
+				b = appendValue(b, fd.MapValue(), mp.Get(k))
+			}
 			b = append(b, '}')
 		case fd.HasPresence() && fd.Message() == nil && !m.Has(fd):
 			b = append(b, "null"...)
