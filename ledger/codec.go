@@ -170,6 +170,14 @@ func decodeRaw(b []byte, e *RawEntry) error {
 // strAt reads the uvarint-length-prefixed string at s[off:]; it answers the
 // string and the offset after it.
 func strAt[S ~string | ~[]byte](s S, off int) (S, int, bool) {
+	if off < len(s) && s[off] < 0x80 { // a length under 128: one byte
+		n := int(s[off])
+		off++
+		if n > len(s)-off {
+			return s[:0], 0, false
+		}
+		return s[off : off+n], off + n, true
+	}
 	var n uint64
 	for i, shift := 0, uint(0); ; i, shift = i+1, shift+7 {
 		if off >= len(s) || i == binary.MaxVarintLen64 {

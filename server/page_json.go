@@ -53,12 +53,17 @@ type pageJSON struct {
 	last uint64 // sequence of the last item written
 	// Parts that repeat from item to item, each made once per run of
 	// entries that share them.
-	currency  string
-	curPart   []byte // ,"currency":"NOK","amount":
-	date      ledger.Date
-	datePart  []byte // ,"ledgerDate":"2020-10-05","entryType":
-	day       dayCache
-	gdprNames bool
+	currency string
+	curPart  []byte // ,"currency":"NOK","amount":
+	date     ledger.Date
+	datePart []byte // ,"ledgerDate":"2020-10-05","entryType":
+	day      dayCache
+	// The last balanceAfter written, in afterText[afterAt:]: the next
+	// item's balanceBefore.
+	afterOK   bool
+	after     int64
+	afterAt   int
+	afterText [20]byte
 }
 
 // newPageJSON starts a page answer in a pooled buffer, given back once the
@@ -132,11 +137,18 @@ func appendEntryJSON[S ~string | ~[]byte](p *pageJSON, psp S, secs int64, nanos 
 		p.curPart = append(appendStringFast(append(p.curPart[:0], `,"currency":`...), currency), `,"amount":`...)
 	}
 	b = append(b, p.curPart...)
-	b = strconv.AppendInt(b, amount, 10)
+	b = appendInt(b, amount)
 	b = append(b, `,"balanceBefore":`...)
-	b = strconv.AppendInt(b, before, 10)
+	if p.afterOK && before == p.after { // balances chain: the last item's balanceAfter
+		b = append(b, p.afterText[p.afterAt:]...)
+	} else {
+		b = appendInt(b, before)
+	}
 	b = append(b, `,"balanceAfter":`...)
-	b = strconv.AppendInt(b, after, 10)
+	n := len(b)
+	b = appendInt(b, after)
+	p.afterOK, p.after, p.afterAt = true, after, len(p.afterText)-(len(b)-n)
+	copy(p.afterText[p.afterAt:], b[n:])
 	b = append(b, `,"recipientHandle":`...)
 	if hasRH {
 		b = appendJSONString(b, rh)
@@ -326,6 +338,35 @@ func appendWireTime(b []byte, secs int64, nanos int32, c *dayCache) []byte {
 const digits2 = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
 	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
 	"8081828384858687888990919293949596979899"
+
+// appendInt appends v in decimal, as strconv.AppendInt(b, v, 10).
+func appendInt(b []byte, v int64) []byte {
+	var buf [20]byte
+	u := uint64(v)
+	if v < 0 {
+		u = -u
+	}
+	i := len(buf)
+	for u >= 100 {
+		q := u / 100
+		r := u - q*100
+		i -= 2
+		buf[i], buf[i+1] = digits2[2*r], digits2[2*r+1]
+		u = q
+	}
+	if u >= 10 {
+		i -= 2
+		buf[i], buf[i+1] = digits2[2*u], digits2[2*u+1]
+	} else {
+		i--
+		buf[i] = byte('0' + u)
+	}
+	if v < 0 {
+		i--
+		buf[i] = '-'
+	}
+	return append(b, buf[i:]...)
+}
 
 // SWAR constants: a byte of 0x01 and of 0x80 in each of 8 lanes.
 const (
