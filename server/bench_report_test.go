@@ -26,6 +26,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -385,7 +386,7 @@ func BenchmarkReportFeedPageGRPC(b *testing.B) {
 // ---------------------------------------------------------------------------
 // 4. Append to delivery.
 
-// BenchmarkReportPushLatency: 16 SubscribeFeed subscribers and 16 REST long
+// BenchmarkReportPushLatency: SubscribeFeed subscribers and REST long
 // pollers (wait=30s) follow the funds feed of one ledger from "now"; one
 // appender appends single entries at about rbPushRate/s for LEDGERFEED_BENCH_CHUNK
 // × (pairs+1) (the first chunk's samples dropped). For every entry each
@@ -393,8 +394,29 @@ func BenchmarkReportFeedPageGRPC(b *testing.B) {
 // commit→receive (from its return; negative when the follower was woken
 // before Append returned, counted as 0). Goals: commit→receive p99 < 2 ms,
 // append→receive p99 < 10 ms. ref_wake_* is the bare floor on the machine as
-// loaded at the time: 32 goroutines woken by a channel close at the same rate.
+// loaded at the time: as many goroutines as followers woken by a channel
+// close at the same rate.
+//
+// Sub-benchmarks are named subscribers+pollers: 16+16 (16 of each kind, 32
+// followers), 8+8 (16 in all), 16+0 and 0+16 (16 of one kind);
+// LEDGERFEED_BENCH_PUSH (e.g. "1+0,32+0") replaces the list.
 func BenchmarkReportPushLatency(b *testing.B) {
+	mixes := "16+16,8+8,16+0,0+16"
+	if v := os.Getenv("LEDGERFEED_BENCH_PUSH"); v != "" {
+		mixes = v
+	}
+	for _, mix := range strings.Split(mixes, ",") {
+		s, p, ok := strings.Cut(mix, "+")
+		subs, err1 := strconv.Atoi(s)
+		polls, err2 := strconv.Atoi(p)
+		if !ok || err1 != nil || err2 != nil || subs < 0 || polls < 0 || subs+polls == 0 {
+			b.Fatalf("LEDGERFEED_BENCH_PUSH=%q: want subscribers+pollers,…", mixes)
+		}
+		b.Run(mix, func(b *testing.B) { rbPushLatency(b, subs, polls) })
+	}
+}
+
+func rbPushLatency(b *testing.B, subs, polls int) {
 	const rbPushRate = 50 // an fsync-bound Append takes ~5–20 ms here: leave it room
 	cfg := reference.LoadConfig(b)
 	e := newRBEnv(b)
@@ -413,8 +435,8 @@ func BenchmarkReportPushLatency(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
-	subRecv := make([][]recv, rbConns)
-	pollRecv := make([][]recv, rbConns)
+	subRecv := make([][]recv, subs)
+	pollRecv := make([][]recv, polls)
 	var ready sync.WaitGroup
 	var failed atomic.Bool
 	fail := func(format string, args ...any) {
@@ -431,7 +453,7 @@ func BenchmarkReportPushLatency(b *testing.B) {
 		}
 	}
 	sctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+e.token)
-	for i := range rbConns {
+	for i := range subs {
 		ready.Add(1)
 		wg.Add(1)
 		go func() {
@@ -464,11 +486,11 @@ func BenchmarkReportPushLatency(b *testing.B) {
 			}
 		}()
 	}
-	pc := rbClient(2 * rbConns)
+	pc := rbClient(2 * max(polls, 1))
 	defer pc.CloseIdleConnections()
 	// Long pollers start from the feed's end as it is now (a cursor from
 	// one empty poll with from=now), then wait=30s from each answer's cursor.
-	for i := range rbConns {
+	for i := range polls {
 		ready.Add(1)
 		wg.Add(1)
 		go func() {
@@ -522,6 +544,7 @@ func BenchmarkReportPushLatency(b *testing.B) {
 	}
 	time.Sleep(100 * time.Millisecond) // let the followers park
 	b.ResetTimer()
+	cpu0 := rbCPU()
 	tick := time.NewTicker(time.Second / rbPushRate)
 	for j := range total {
 		<-tick.C
@@ -535,9 +558,13 @@ func BenchmarkReportPushLatency(b *testing.B) {
 	tick.Stop()
 	b.StopTimer()
 	// Let the followers catch up with the last entry, then stop them.
-	for deadline := time.Now().Add(5 * time.Second); got.Load() < int64(2*rbConns*total) && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); got.Load() < int64((subs+polls)*total) && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
+	// Process CPU (appender, server and followers) per appended entry: the
+	// work one commit's delivery costs, steadier than latency on a shared
+	// machine.
+	cpuPerEntry := float64(rbCPU()-cpu0) / 1e3 / float64(total)
 	cancel()
 	wg.Wait()
 
@@ -557,8 +584,8 @@ func BenchmarkReportPushLatency(b *testing.B) {
 	}
 	ss, sc, sn := lat(subRecv)
 	ps, pcm, pn := lat(pollRecv)
-	if sn != total*rbConns || pn != total*rbConns {
-		b.Errorf("received %d (subscribers) and %d (long polls) of %d entries × %d each", sn, pn, total, rbConns)
+	if sn != total*subs || pn != total*polls {
+		b.Errorf("received %d (subscribers) and %d (long polls) of %d entries × %d and × %d", sn, pn, total, subs, polls)
 	}
 	var all, allC []float64
 	all = append(append(all, ss...), ps...)
@@ -579,11 +606,13 @@ func BenchmarkReportPushLatency(b *testing.B) {
 	}
 	b.ReportMetric(reference.Quantile(appendMs, 0.5), "append_call_p50_ms")
 	b.ReportMetric(reference.Quantile(appendMs, 0.99), "append_call_p99_ms")
+	b.ReportMetric(cpuPerEntry, "cpu_us/entry")
 
 	// The bare floor of commit→receive on this machine as it is loaded now:
-	// 2×16 goroutines parked on a channel that a ticker closes at the same
-	// rate, close→wake-up. No store, read, encoding or network.
-	wake := rbWakeRef(2*rbConns, rbPushRate, cfg.Chunk)
+	// as many goroutines as followers parked on a channel that a ticker
+	// closes at the same rate, close→wake-up. No store, read, encoding or
+	// network.
+	wake := rbWakeRef(subs+polls, rbPushRate, cfg.Chunk)
 	b.ReportMetric(reference.Quantile(wake, 0.5), "ref_wake_p50_ms")
 	b.ReportMetric(reference.Quantile(wake, 0.99), "ref_wake_p99_ms")
 }
