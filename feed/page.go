@@ -11,20 +11,27 @@ import (
 // MaxPageSize is the most items a page holds.
 const MaxPageSize = 1000
 
-// Reader reads pages of a store's logs.
+// Reader reads pages of a store's logs. Its waits (WaitFeed, Follow) share
+// their reads through one fan-out (fanout.go): use one Reader per store.
 type Reader struct {
 	store ledger.EntryReader
+	fan   *fanout
 }
 
 // NewReader returns a Reader of store.
-func NewReader(store ledger.EntryReader) *Reader { return &Reader{store: store} }
+func NewReader(store ledger.EntryReader) *Reader {
+	return &Reader{store: store, fan: newFanout(store)}
+}
 
-// Page is one page of a feed.
+// Page is one page of a feed. A page from WaitFeed or Follow may be shared
+// with other followers (Shared, Memo): its Entries are read-only.
 type Page struct {
 	Entries []ledger.Entry // in sequence order; empty at the end of the log
 	Next    uint64         // the sequence the next page starts at
 	// TryLater: the page is empty because the log ends before Next.
 	TryLater bool
+
+	memo *memo // set on a page handed to several followers
 }
 
 // Feed reads up to limit entries of (ledgerID, topic) from sequence from.
@@ -44,28 +51,36 @@ func (r *Reader) Feed(ledgerID string, topic ledger.Topic, from uint64, limit in
 // WaitFeed is Feed that, at the end of the log, waits up to wait for an
 // entry at from to be appended, and then answers it. It answers the empty
 // page when the wait ends or stop is closed first; ctx ending is its error.
+// Callers waiting at the same position share one read (fanout.go): the
+// page answered is never in opt.Buf.
 func (r *Reader) WaitFeed(ctx context.Context, ledgerID string, topic ledger.Topic, from uint64, limit int, opt ledger.ReadOptions, wait time.Duration, stop <-chan struct{}) (Page, error) {
 	from = max(from, 1)
+	if wait <= 0 {
+		return r.Feed(ledgerID, topic, from, limit, opt)
+	}
+	rd := r.fan.join(ledgerID, topic, from, limit, opt)
+	select {
+	case <-rd.done:
+		return rd.page, rd.err
+	default:
+	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
-	for {
-		ch := r.store.Changed(ledgerID, topic) // before the read: no commit is missed
-		p, err := r.Feed(ledgerID, topic, from, limit, opt)
-		if err != nil || !p.TryLater || wait <= 0 {
-			return p, err
-		}
-		select {
-		case <-ch:
-			if !r.store.Ready() {
-				return Page{}, ledger.ErrClosed
-			}
-		case <-deadline.C:
-			return p, nil
-		case <-stop:
-			return p, nil
-		case <-ctx.Done():
-			return Page{}, ctx.Err()
-		}
+	select {
+	case <-rd.done:
+		return rd.page, rd.err
+	case <-deadline.C:
+	case <-stop:
+	case <-ctx.Done():
+		r.fan.leave(ledgerID, topic, rd)
+		return Page{}, ctx.Err()
+	}
+	r.fan.leave(ledgerID, topic, rd)
+	select {
+	case <-rd.done: // published as the wait ended: answer it
+		return rd.page, rd.err
+	default:
+		return Page{Next: from, TryLater: true}, nil
 	}
 }
 
