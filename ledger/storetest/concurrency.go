@@ -18,8 +18,7 @@ import (
 // Readers beside the writers fail on the first entry that does not follow
 // the one before.
 func testConcurrentAppend(t *testing.T, h Harness) {
-	clock := newClock(utc("2026-05-01T12:00:00Z"))
-	s := h.New(t).Open(t, Options{Now: clock.Now})
+	s, clock := openAt(t, h, utc("2026-05-01T12:00:00Z"))
 	ctx := context.Background()
 	mustPutLedger(t, s, "shared", "NOK", "Europe/Oslo", "")
 	const workers, batches, perBatch = 16, 40, 5

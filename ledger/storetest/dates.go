@@ -18,8 +18,7 @@ import (
 // testCutoffInstant checks dates of stored entries at and around
 // a 04:00 cutoff on the day Oslo moves its clocks forward.
 func testCutoffInstant(t *testing.T, h Harness) {
-	clock := newClock(utc("2026-04-01T00:00:00Z"))
-	s := h.New(t).Open(t, Options{Now: clock.Now})
+	s, _ := openAt(t, h, utc("2026-04-01T00:00:00Z"))
 	mustPutLedger(t, s, "1001", "NOK", "Europe/Oslo", "04:00")
 	ctx := context.Background()
 	in := []ledger.EntryInput{
@@ -55,7 +54,7 @@ func testCutoffInstant(t *testing.T, h Harness) {
 }
 
 func testCloseDue(t *testing.T, h Harness) {
-	clock := newClock(utc("2026-10-25T10:00:00Z"))
+	clock := NewClock(utc("2026-10-25T10:00:00Z"))
 	s := h.New(t).Open(t, Options{Now: clock.Now, Grace: time.Hour})
 	mustPutLedger(t, s, "1002", "NOK", "Europe/Oslo", "00:00")
 	ctx := context.Background()
@@ -83,8 +82,7 @@ func testCloseDue(t *testing.T, h Harness) {
 }
 
 func testDatesAndPayout(t *testing.T, h Harness) {
-	clock := newClock(utc("2026-03-10T12:00:00Z"))
-	s := h.New(t).Open(t, Options{Now: clock.Now})
+	s, _ := openAt(t, h, utc("2026-03-10T12:00:00Z"))
 	ctx := context.Background()
 	mustPutLedger(t, s, "1", "NOK", "Europe/Oslo", "")
 	e := func(id, typ string, amount int64, date string) ledger.EntryInput {
@@ -133,8 +131,7 @@ func testDatesAndPayout(t *testing.T, h Harness) {
 // by CloseDate, and several at once when the open date jumps; the open date
 // has no close time, and the manifest carries the same times.
 func testClosedAt(t *testing.T, h Harness) {
-	clock := newClock(time.Date(2024, 5, 3, 12, 0, 0, 0, time.UTC))
-	s := h.New(t).Open(t, Options{Now: clock.Now})
+	s, clock := openAt(t, h, time.Date(2024, 5, 3, 12, 0, 0, 0, time.UTC))
 	mustPutLedger(t, s, "302321", "NOK", "UTC", "")
 	ctx := context.Background()
 	add := func(id string, at time.Time) {

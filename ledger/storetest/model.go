@@ -174,7 +174,7 @@ type modelTest struct {
 	seed    int64
 	step    int
 	r       *rand.Rand
-	clock   *clock
+	clock   *Clock
 	h       Harness
 	storage Storage
 	opts    Options
@@ -253,7 +253,7 @@ func testModel(t *testing.T, h Harness) {
 	}
 	t.Logf("seed %d (rerun with LEDGERFEED_MODEL_SEED=%d)", seed, seed)
 	r := rand.New(rand.NewPCG(uint64(seed), uint64(seed)>>32^0x9e3779b97f4a7c15))
-	clock := newClock(modelStarts[r.IntN(len(modelStarts))])
+	clock := NewClock(modelStarts[r.IntN(len(modelStarts))])
 	mt := &modelTest{
 		t: t, seed: seed, r: r, clock: clock,
 		h:       h,

@@ -21,8 +21,7 @@ import (
 // 2026-03-31. It returns the store.
 func manifestLedger(t *testing.T, h Harness) ledger.Backend {
 	t.Helper()
-	clock := newClock(time.Date(2026, 3, 31, 12, 0, 0, 0, time.UTC))
-	s := h.New(t).Open(t, Options{Now: clock.Now})
+	s, _ := openAt(t, h, time.Date(2026, 3, 31, 12, 0, 0, 0, time.UTC))
 	ctx := context.Background()
 	mustPutLedger(t, s, "302321", "NOK", "Europe/Oslo", "04:00")
 	types := []string{"capture", "refund", "capture", "correction"}

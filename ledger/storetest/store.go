@@ -13,8 +13,7 @@ import (
 // refused input, ledgers, waiting for appends.
 
 func testAppendAndRead(t *testing.T, h Harness) {
-	clock := newClock(time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC))
-	s := h.New(t).Open(t, Options{Now: clock.Now})
+	s, clock := openAt(t, h, time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC))
 	ctx := context.Background()
 	mustPutLedger(t, s, "302321", "NOK", "Europe/Oslo", "")
 	in := []ledger.EntryInput{
@@ -71,8 +70,7 @@ func testAppendAndRead(t *testing.T, h Harness) {
 }
 
 func testAppendErrInvalid(t *testing.T, h Harness) {
-	clock := newClock(utc("2026-03-10T12:00:00Z"))
-	s := h.New(t).Open(t, Options{Now: clock.Now})
+	s, clock := openAt(t, h, utc("2026-03-10T12:00:00Z"))
 	mustPutLedger(t, s, "1", "NOK", "Europe/Oslo", "")
 	ok := ledger.EntryInput{EntryID: "x", PSPReference: "p", Time: clock.Now(), EntryType: "capture", Amount: 1}
 	tests := []struct {
@@ -112,8 +110,7 @@ func testAppendErrInvalid(t *testing.T, h Harness) {
 }
 
 func testPutLedger(t *testing.T, h Harness) {
-	clock := newClock(utc("2026-03-10T12:00:00Z"))
-	s := h.New(t).Open(t, Options{Now: clock.Now})
+	s, clock := openAt(t, h, utc("2026-03-10T12:00:00Z"))
 	ctx := context.Background()
 	for _, tc := range []struct {
 		l     ledger.Ledger
@@ -155,8 +152,7 @@ func testPutLedger(t *testing.T, h Harness) {
 
 // TestStore_WaitAppend checks that a waiting reader wakes on a commit.
 func testWaitAppend(t *testing.T, h Harness) {
-	clock := newClock(utc("2026-03-10T12:00:00Z"))
-	s := h.New(t).Open(t, Options{Now: clock.Now})
+	s, clock := openAt(t, h, utc("2026-03-10T12:00:00Z"))
 	ctx := context.Background()
 	mustPutLedger(t, s, "1", "NOK", "Europe/Oslo", "")
 	got := make(chan ledger.Head, 1)

@@ -123,30 +123,37 @@ func envInt(t testing.TB, name string, def int64) int64 {
 	return n
 }
 
-// clock is a settable clock for stores under test.
-type clock struct {
+// Clock is a settable clock for stores under test, safe for concurrent use.
+type Clock struct {
 	mu sync.Mutex
 	t  time.Time
 }
 
-func newClock(t time.Time) *clock { return &clock{t: t} }
+// NewClock returns a clock reading t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
 
-func (c *clock) Now() time.Time {
+func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.t
 }
 
-func (c *clock) Set(t time.Time) {
+func (c *Clock) Set(t time.Time) {
 	c.mu.Lock()
 	c.t = t
 	c.mu.Unlock()
 }
 
-func (c *clock) Add(d time.Duration) {
+func (c *Clock) Add(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
+}
+
+// openAt opens a new store whose clock starts at now.
+func openAt(t *testing.T, h Harness, now time.Time) (ledger.Backend, *Clock) {
+	c := NewClock(now)
+	return h.New(t).Open(t, Options{Now: c.Now}), c
 }
 
 func utc(s string) time.Time {
