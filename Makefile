@@ -35,7 +35,7 @@ bench:
 
 ## soak: the long soak and crash tests of the store (up to an hour)
 soak:
-	LEDGERFEED_SOAK=1 $(GO) test -count=1 -run 'Soak|Crash' -timeout 60m -v ./ledger/
+	LEDGERFEED_SOAK=1 $(GO) test -count=1 -run 'Soak|Crash|Conformance' -timeout 60m -v ./ledger/ ./ledger/pgstore/
 
 ## fuzz: each fuzz target for FUZZTIME (none yet is not an error)
 fuzz:
