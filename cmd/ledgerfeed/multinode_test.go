@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -256,5 +257,107 @@ func TestKeysRotate_PostgresWithoutKeys(t *testing.T) {
 	_, _, err := runCmd(t, "keys", "rotate", "--store", dsn)
 	if err == nil || !strings.Contains(err.Error(), "no signing keys") {
 		t.Fatalf("err = %v, want no signing keys", err)
+	}
+}
+
+// A report file requested over REST on node A is made there, stored in the
+// database, and downloads over REST from node B byte for byte (whole and
+// by Range) after A has stopped.
+func TestServe_ReportFileMadeOnOneNodeDownloadsFromAnother(t *testing.T) {
+	dsn := pgtest.Start(t)
+	const adminSecret = "report-nodes-admin-secret"
+	flags := []string{"--admin-secret", adminSecret, "--token-rate-limit=-1", "--rate-limit=-1"}
+	a := startNodes(t, 1, dsn, flags...)[0]
+	url := func(s *serving, path string) string { return "http://" + s.httpAddr + path }
+	_, admin := saToken(t, a.httpAddr, "admin", adminSecret)
+	if code, body := saDo(t, "PUT", url(a, "/admin/v1/ledgers/302321"), admin, `{"currency":"NOK","timeZone":"Europe/Oslo"}`); code != 201 {
+		t.Fatalf("put ledger: %d %s", code, body)
+	}
+	code, body := saDo(t, "POST", url(a, "/admin/v1/clients"), admin, `{"clientId":"acme","scopes":["read"],"grants":[{"ledgerId":"302321"}]}`)
+	var cc struct {
+		ClientSecret string `json:"clientSecret"`
+	}
+	if code != 201 || json.Unmarshal([]byte(body), &cc) != nil || cc.ClientSecret == "" {
+		t.Fatalf("create client: %d %s", code, body)
+	}
+	for d, date := range []string{"2024-03-01", "2024-03-02"} {
+		var es []string
+		for i := range 300 {
+			es = append(es, fmt.Sprintf(`{"entryId":"e-%d-%d","pspReference":"p-%d-%d","time":"%sT10:00:00Z","ledgerDate":%q,"entryType":"capture","reference":"order %d","amount":%d}`,
+				d, i, d, i, date, date, i, 100+i))
+		}
+		if code, body := saDo(t, "POST", url(a, "/admin/v1/ledgers/302321/funds/entries"), admin, `{"entries":[`+strings.Join(es, ",")+`]}`); code != 200 {
+			t.Fatalf("append: %d %s", code, body)
+		}
+	}
+	if code, body := saDo(t, "POST", url(a, "/admin/v1/ledgers/302321/dates/2024-03-02/close"), admin, ""); code != 200 {
+		t.Fatalf("close: %d %s", code, body)
+	}
+	_, partner := saToken(t, a.httpAddr, "acme", cc.ClientSecret)
+	code, body = saDo(t, "POST", url(a, "/report/v2/files"), partner,
+		`{"type":"entries","ledgerId":"302321","topics":["funds"],"fromLedgerDate":"2024-03-01","toLedgerDate":"2024-03-02","format":"csv"}`)
+	var f struct {
+		ID             string `json:"id"`
+		Status         string `json:"status"`
+		DownloadAction struct {
+			URL string `json:"url"`
+		} `json:"downloadAction"`
+	}
+	if code != http.StatusAccepted || json.Unmarshal([]byte(body), &f) != nil || f.ID == "" {
+		t.Fatalf("request file on A: %d %s", code, body)
+	}
+	waitFile := func(s *serving) string {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			code, body := saDo(t, "GET", url(s, "/report/v2/files/"+f.ID), partner, "")
+			if code != 200 || json.Unmarshal([]byte(body), &f) != nil {
+				t.Fatalf("get file on %s: %d %s", s.httpAddr, code, body)
+			}
+			if f.Status == "successful" {
+				return f.DownloadAction.URL
+			}
+			if f.Status == "failed" || time.Now().After(deadline) {
+				t.Fatalf("file on %s: %s", s.httpAddr, body)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	get := func(u string, hdr ...string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Header.Set("Authorization", "Bearer "+partner)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, b
+	}
+	code, onA := get(waitFile(a))
+	if code != 200 || !strings.Contains(string(onA), "order 299") {
+		t.Fatalf("download on A: %d, %d bytes", code, len(onA))
+	}
+
+	b := startNodes(t, 1, dsn, flags...)[0]
+	if err := a.stop(t); err != nil {
+		t.Fatalf("stop A: %v", err)
+	}
+	u := waitFile(b)
+	if !strings.HasPrefix(u, "http://"+b.httpAddr+"/") {
+		t.Fatalf("B's download link %s is not B's", u)
+	}
+	if code, onB := get(u); code != 200 || string(onB) != string(onA) {
+		t.Fatalf("download on B: %d, %d bytes; A's %d bytes", code, len(onB), len(onA))
+	}
+	lo, hi := len(onA)/2, len(onA)/2+999
+	if code, part := get(u, "Range", fmt.Sprintf("bytes=%d-%d", lo, hi)); code != http.StatusPartialContent || string(part) != string(onA[lo:hi+1]) {
+		t.Fatalf("range on B: %d, %d bytes", code, len(part))
 	}
 }
