@@ -9,12 +9,15 @@
 // batches survive exactly once, retries of unacknowledged ones do not
 // duplicate), the date tables (zone, cutoff and daylight-saving cases) and
 // the concurrency tests (concurrent writers leave gapless, chained logs with
-// every entry once; readers never see a gap). Tests of one store's insides
-// (file corruption, byte layout, SQL plans) stay with that store.
+// every entry once; readers never see a gap), and the basic tests of
+// appends, ledgers, clients, the audit log, records, seals and the
+// manifest. Tests of one store's insides (file corruption, byte layout, SQL
+// plans) stay with that store.
 //
-// Environment knobs: LEDGERFEED_MODEL_SEED reruns a model run,
-// LEDGERFEED_MODEL_STEPS sets its length, LEDGERFEED_SOAK=1 makes the model
-// and crash runs ten times longer; -short skips the crash test.
+// Environment knobs: LEDGERFEED_MODEL_SEED and LEDGERFEED_CRASH_SEED rerun
+// a failed model or crash run, LEDGERFEED_MODEL_STEPS sets a model run's
+// length, LEDGERFEED_SOAK=1 makes the model and crash runs ten times
+// longer; -short skips the crash test.
 package storetest
 
 import (
