@@ -74,8 +74,9 @@ type storeMigration struct {
 	src *ledger.Store
 	dst *pgstore.Store
 
-	keys      []byte // the signing keys as a record value; nil when the store has none
-	cursorKey []byte // nil when the store has none
+	keys      []byte              // the signing keys as a record value; nil when the store has none
+	fileSums  map[string][32]byte // SHA-256 of each report file copied, by name
+	cursorKey []byte              // nil when the store has none
 
 	sum migrationSummary
 }
@@ -85,7 +86,7 @@ type migrationSummary struct {
 	Ledgers, Entries, GDPR, Erased, Dates, Seals, CloseTimes int64
 	Clients, AuditEvents, Records, Files, FileBytes          int64
 	SourceBytes, Keys                                        int64
-	LocalFiles, LocalFileBytes                               int64 // report files left in DIR/reports
+	MissingFiles                                             int64 // report records whose file is gone
 	CopyTime, VerifyTime                                     time.Duration
 }
 
@@ -101,8 +102,17 @@ func (m *storeMigration) run(ctx context.Context) error {
 	if err := m.readKeys(); err != nil {
 		return err
 	}
+	dst, err := pgstore.Open(ctx, m.dsn, pgstore.Options{})
+	if err != nil {
+		return fmt.Errorf("migrate-store: open the target: %w", err)
+	}
+	m.dst = dst
+	defer dst.Close()
+	if err := dst.ImportCheck(ctx); err != nil {
+		return fmt.Errorf("migrate-store: %w", err)
+	}
 	m.progressf("verifying the source %s", m.dir)
-	var last time.Time
+	last := time.Now()
 	rep, err := m.src.Verify(ctx, func(p ledger.VerifyProgress) {
 		if time.Since(last) > 5*time.Second {
 			last = time.Now()
@@ -114,12 +124,6 @@ func (m *storeMigration) run(ctx context.Context) error {
 	}
 	m.progressf("source intact: %d ledgers, %d entries", rep.Ledgers, rep.Entries)
 
-	dst, err := pgstore.Open(ctx, m.dsn, pgstore.Options{})
-	if err != nil {
-		return fmt.Errorf("migrate-store: open the target: %w", err)
-	}
-	m.dst = dst
-	defer dst.Close()
 	if err := dst.ImportBegin(ctx, "bolt:"+m.absDir(), time.Now()); err != nil {
 		return fmt.Errorf("migrate-store: %w", err)
 	}
@@ -393,10 +397,10 @@ func (m *storeMigration) printSummary() {
 	fmt.Fprintf(m.stdout, "  clients       %d\n", s.Clients)
 	fmt.Fprintf(m.stdout, "  audit events  %d\n", s.AuditEvents)
 	fmt.Fprintf(m.stdout, "  records       %d (report jobs, schedules, tokens, runs)\n", s.Records)
-	fmt.Fprintf(m.stdout, "  files         %d (%s)\n", s.Files, humanBytes(s.FileBytes))
-	if s.LocalFiles > 0 {
-		fmt.Fprintf(m.stdout, "  not copied    %d report files (%s) in %s: the PostgreSQL store keeps no files yet; copy that directory to DIR/reports of the node(s) that serve downloads\n",
-			s.LocalFiles, humanBytes(s.LocalFileBytes), filepath.Join(m.dir, "reports"))
+	fmt.Fprintf(m.stdout, "  files         %d report files, %s\n", s.Files, humanBytes(s.FileBytes))
+	if s.MissingFiles > 0 {
+		fmt.Fprintf(m.stdout, "  missing       %d report records name a file that is not in %s (their downloads answer alike: gone)\n",
+			s.MissingFiles, filepath.Join(m.dir, "reports"))
 	}
 	fmt.Fprintf(m.stdout, "  keys          %d signing keys, cursor key %s\n", s.Keys, map[bool]string{true: "copied", false: "none"}[m.cursorKey != nil])
 	fmt.Fprintf(m.stdout, "  source        %s data file\n", humanBytes(s.SourceBytes))

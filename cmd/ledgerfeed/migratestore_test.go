@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -47,7 +44,7 @@ func msJSON(t *testing.T, what, body string, v any) {
 // until every closed date is sealed, and returns the running server, the
 // partner's and the admin's tokens from it, and the report file's
 // download path.
-func msDemoStore(t *testing.T, dir string) (s *serving, partner, admin, download string) {
+func msDemoStore(t *testing.T, dir string) (s *serving, partner, admin, download, erasedDate string) {
 	t.Helper()
 	s, out := serveWithStdout(t, dir, "--demo", "--demo-secret", msDemoSecret, "--admin-secret", msAdminSecret,
 		"--rate-limit=-1", "--token-rate-limit=-1")
@@ -76,6 +73,7 @@ func msDemoStore(t *testing.T, dir string) (s *serving, partner, admin, download
 	for _, it := range page.Items {
 		if it["name"] != nil {
 			psp, _ = it["pspReference"].(string)
+			erasedDate, _ = it["ledgerDate"].(string)
 			break
 		}
 	}
@@ -148,7 +146,7 @@ func msDemoStore(t *testing.T, dir string) (s *serving, partner, admin, download
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	return s, partner, admin, download
+	return s, partner, admin, download, erasedDate
 }
 
 // The demo store (with a GDPR erasure, a report file and a schedule) moved
@@ -160,10 +158,11 @@ func msDemoStore(t *testing.T, dir string) (s *serving, partner, admin, download
 // token the bbolt server issued; the audit log up to the move is the same
 // and the report file downloads the same.
 func TestMigrateStore_DemoRoundTrip(t *testing.T) {
+	t.Parallel()
 	dsn := pgtest.Start(t)
 	dir := t.TempDir()
 	t0 := time.Now()
-	s, partner, admin, download := msDemoStore(t, dir)
+	s, partner, admin, download, erasedDate := msDemoStore(t, dir)
 	t.Logf("demo store ready in %s", time.Since(t0))
 
 	// A source in use is refused, and nothing is written to the target.
@@ -177,7 +176,6 @@ func TestMigrateStore_DemoRoundTrip(t *testing.T) {
 	if c := pgContents(t, dsn); !c.Empty() {
 		t.Fatalf("the refused run wrote to the target: %s", c)
 	}
-	_, fileErr := os.Stat(filepath.Join(dir, "reports"))
 
 	start := time.Now()
 	stdout, stderr, err := runCmd(t, "migrate-store", "--from", "bolt:"+dir, "--to", dsn)
@@ -185,12 +183,11 @@ func TestMigrateStore_DemoRoundTrip(t *testing.T) {
 		t.Fatalf("migrate-store: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
 	}
 	t.Logf("migrate-store took %s:\n%s%s", time.Since(start), stdout, stderr)
-	for _, want := range []string{"ledgers       5\n", "entries       37", "1 erased", "clients       2\n", "verified"} {
+	for _, want := range []string{"ledgers       5\n", "entries       37", "1 erased", "clients       2\n", "files         1 report files", "verified"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("summary lacks %q:\n%s", want, stdout)
 		}
 	}
-	_ = fileErr
 
 	// A second run is refused, saying the copy is there.
 	before := pgContents(t, dsn)
@@ -214,7 +211,7 @@ func TestMigrateStore_DemoRoundTrip(t *testing.T) {
 		t.Fatalf("only %d audit events copied: the demo's token issues and admin changes are more", auditEvents)
 	}
 	t1 := time.Now()
-	msCompareServers(t, b, p, partner, admin, download, auditEvents)
+	msCompareServers(t, b, p, partner, admin, download, erasedDate, auditEvents)
 	t.Logf("compared in %s", time.Since(t1))
 }
 
@@ -235,7 +232,7 @@ func pgContents(t *testing.T, dsn string) pgstore.Contents {
 
 // msCompareServers requires byte-identical answers from the bbolt server b
 // and the PostgreSQL server p.
-func msCompareServers(t *testing.T, b, p *serving, partner, admin, download string, auditEvents int) {
+func msCompareServers(t *testing.T, b, p *serving, partner, admin, download, erasedDate string, auditEvents int) {
 	t.Helper()
 	var mu sync.Mutex
 	requests, refused := 0, 0
@@ -308,13 +305,19 @@ func msCompareServers(t *testing.T, b, p *serving, partner, admin, download stri
 			for _, gdpr := range []string{"", "&includeGDPRSensitiveData=true"} {
 				wg.Go(func() {
 					for _, d := range man.Items {
-						if gdpr != "" && id != "302321" {
+						size := "1000"
+						if gdpr != "" {
 							// With GDPR data: every entry through the feed
-							// below, and each date of the ledger with the
-							// erasure (the test's time is in requests).
-							break
+							// below, and the date of the erasure, in pages
+							// (date cursors); the test's time is in requests.
+							if d.LedgerDate != erasedDate || id != "302321" {
+								if d.LedgerDate != man.Items[len(man.Items)-2].LedgerDate {
+									continue // one date per ledger: refused alike without consent
+								}
+							}
+							size = "25"
 						}
-						path := "/report/v2/ledgers/" + id + "/" + topic + "/dates/" + d.LedgerDate + "?pageSize=1000" + gdpr
+						path := "/report/v2/ledgers/" + id + "/" + topic + "/dates/" + d.LedgerDate + "?pageSize=" + size + gdpr
 						for {
 							var pg struct {
 								HasMore bool   `json:"hasMore"`
@@ -322,12 +325,12 @@ func msCompareServers(t *testing.T, b, p *serving, partner, admin, download stri
 							}
 							body := same(path, partner)
 							if body == "" && gdpr != "" {
-								return // no GDPR consent for this ledger: refused alike
+								break // no GDPR consent for this ledger: refused alike
 							}
 							if body == "" || json.Unmarshal([]byte(body), &pg) != nil || !pg.HasMore {
 								break
 							}
-							path = "/report/v2/ledgers/" + id + "/" + topic + "/dates/" + d.LedgerDate + "?pageSize=1000" + gdpr + "&cursor=" + pg.Cursor
+							path = "/report/v2/ledgers/" + id + "/" + topic + "/dates/" + d.LedgerDate + "?pageSize=" + size + gdpr + "&cursor=" + pg.Cursor
 						}
 					}
 					// The feed from the start, page by page: each cursor the
@@ -372,8 +375,15 @@ func msCompareServers(t *testing.T, b, p *serving, partner, admin, download stri
 		t.Errorf("the audit logs' first %d events differ:\nbbolt      %s\npostgresql %s", auditEvents, logs[0], logs[1])
 	}
 	n := len(logs[0])
-	t.Logf("%d requests answered alike (%d of them refused alike); audit logs alike for %d events", requests, refused, n)
-	_ = download
+	// The report file made on the bbolt server downloads the same from the
+	// PostgreSQL server, by the URL the bbolt server handed out.
+	cb, fb := msGet(t, "GET", b.httpAddr, download, partner, "")
+	cp, fp := msGet(t, "GET", p.httpAddr, download, partner, "")
+	if cb != 200 || cp != 200 || fb != fp || !strings.Contains(fb, "302321") {
+		t.Errorf("report file download: bbolt %d (%d bytes), postgresql %d (%d bytes): %s", cb, len(fb), cp, len(fp), msDiff(fb, fp))
+	}
+	t.Logf("%d requests answered alike (%d of them refused alike); audit logs alike for %d events; report file of %d bytes alike",
+		requests, refused, n, len(fb))
 }
 
 // msNormalize re-marshals a JSON text (object keys sorted).
@@ -401,17 +411,80 @@ func msDiff(a, b string) string {
 	return fmt.Sprintf("at byte %d:\nbbolt      …%s\npostgresql …%s", i, a[from:min(len(a), i+200)], b[from:min(len(b), i+200)])
 }
 
-// msReport reads a file's body.
-func msReport(t *testing.T, addr, path string) (int, string) {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + path)
+// A target that holds anything is refused, naming what it holds, and left
+// as it was; so is one a run cut short filled, saying to drop and
+// recreate it; and a directory without a store.
+func TestMigrateStore_Refusals(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	src, err := ledger.Open(dir, ledger.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
+	seedStore(t, src)
+	src.Close()
 
-var _ = fmt.Sprintf
-var _ = ledger.TopicFunds
+	dsn := pgtest.Start(t)
+	st, err := pgstore.Open(ctx, dsn, pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.PutLedger(ctx, ledger.Ledger{ID: "900001", Currency: "NOK", TimeZone: "Europe/Oslo"}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	before := pgContents(t, dsn)
+	_, _, err = runCmd(t, "migrate-store", "--from", "bolt:"+dir, "--to", dsn)
+	if err == nil || !strings.Contains(err.Error(), "target database is not empty: it holds 1 ledgers;") {
+		t.Errorf("non-empty target: %v", err)
+	}
+	if after := pgContents(t, dsn); after.String() != before.String() {
+		t.Errorf("the refused run changed the target: %s → %s", before, after)
+	}
+
+	// A run cut short after its first ledger (as a crash leaves it).
+	dsn = pgtest.Start(t)
+	st, err = pgstore.Open(ctx, dsn, pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.ImportBegin(ctx, "bolt:"+dir, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	src, err = ledger.Open(dir, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := src.ExportLedger("302321")
+	if err == nil {
+		_, err = st.ImportLedger(ctx, ex, func(tp ledger.Topic, from uint64) ([]ledger.Entry, error) {
+			return src.Entries("302321", tp, from, 100, ledger.ReadOptions{GDPR: true})
+		}, nil)
+	}
+	src.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = runCmd(t, "migrate-store", "--from", "bolt:"+dir, "--to", dsn)
+	if err == nil || !strings.Contains(err.Error(), "holds a copy of bolt:") || !strings.Contains(err.Error(), "did not complete") ||
+		!strings.Contains(err.Error(), "drop and recreate the database") {
+		t.Errorf("target of a run cut short: %v", err)
+	}
+
+	_, _, err = runCmd(t, "migrate-store", "--from", "bolt:"+t.TempDir(), "--to", pgtest.Start(t))
+	if err == nil || !strings.Contains(err.Error(), "no bbolt store in") {
+		t.Errorf("no store: %v", err)
+	}
+	for _, args := range [][]string{
+		{"--to", dsn},
+		{"--from", "bolt:" + dir},
+		{"--from", dir, "--to", dsn},
+		{"--from", "bolt:" + dir, "--to", "bolt:" + dir},
+	} {
+		if _, _, err := runCmd(t, append([]string{"migrate-store"}, args...)...); exitCode(err, io.Discard) != 2 {
+			t.Errorf("migrate-store %v: %v, want a usage error", args, err)
+		}
+	}
+}

@@ -145,29 +145,8 @@ func (s *Store) ImportBegin(ctx context.Context, source string, now time.Time) e
 		return err
 	}
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.Serializable}, func(tx pgx.Tx) error {
-		c, err := readContents(ctx, tx)
-		if err != nil {
+		if err := checkEmpty(ctx, tx); err != nil {
 			return err
-		}
-		if !c.Empty() {
-			var raw []byte
-			err := tx.QueryRow(ctx, "SELECT value FROM records WHERE kind = $1 AND key = $2", string(ledger.RecordSecrets), []byte(ImportMarkerKey)).Scan(&raw)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("%w: it holds %s; migrate-store copies only into an empty database (create a new one, or drop and recreate this one if nothing in it is needed)", ErrNotEmpty, c)
-			}
-			if err != nil {
-				return err
-			}
-			var m ImportMarker
-			if err := json.Unmarshal(raw, &m); err != nil {
-				return fmt.Errorf("%w: it holds %s and an unreadable migrate-store marker (%v)", ErrNotEmpty, c, err)
-			}
-			if m.State == "complete" {
-				return fmt.Errorf("%w: it already holds a completed copy of %s (started %s, completed %s): %s; nothing to do",
-					ErrNotEmpty, m.Source, m.Started.Format(time.RFC3339), m.Completed.Format(time.RFC3339), c)
-			}
-			return fmt.Errorf("%w: it holds a copy of %s that did not complete (started %s; it holds %s): do not serve it; drop and recreate the database (DROP DATABASE …; CREATE DATABASE …) and run migrate-store again",
-				ErrNotEmpty, m.Source, m.Started.Format(time.RFC3339), c)
 		}
 		return putMarker(ctx, tx, ImportMarker{State: "copying", Source: source, Started: now.UTC()})
 	})
@@ -176,6 +155,46 @@ func (s *Store) ImportBegin(ctx context.Context, source string, now time.Time) e
 		return fmt.Errorf("%w: another migrate-store began copying into it at the same time", ErrNotEmpty)
 	}
 	return err
+}
+
+// ImportCheck returns ImportBegin's refusal for a database that is not
+// empty, without writing anything: a copy checks it before its long work.
+func (s *Store) ImportCheck(ctx context.Context) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		return checkEmpty(ctx, tx)
+	})
+}
+
+// checkEmpty is ImportBegin's check.
+func checkEmpty(ctx context.Context, tx pgx.Tx) error {
+	c, err := readContents(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if !c.Empty() {
+		var raw []byte
+		err := tx.QueryRow(ctx, "SELECT value FROM records WHERE kind = $1 AND key = $2", string(ledger.RecordSecrets), []byte(ImportMarkerKey)).Scan(&raw)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: it holds %s; migrate-store copies only into an empty database (create a new one, or drop and recreate this one if nothing in it is needed)", ErrNotEmpty, c)
+		}
+		if err != nil {
+			return err
+		}
+		var m ImportMarker
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return fmt.Errorf("%w: it holds %s and an unreadable migrate-store marker (%v)", ErrNotEmpty, c, err)
+		}
+		if m.State == "complete" {
+			return fmt.Errorf("%w: it already holds a completed copy of %s (started %s, completed %s): %s; nothing to do",
+				ErrNotEmpty, m.Source, m.Started.Format(time.RFC3339), m.Completed.Format(time.RFC3339), c)
+		}
+		return fmt.Errorf("%w: it holds a copy of %s that did not complete (started %s; it holds %s): do not serve it; drop and recreate the database (DROP DATABASE …; CREATE DATABASE …) and run migrate-store again",
+			ErrNotEmpty, m.Source, m.Started.Format(time.RFC3339), c)
+	}
+	return nil
 }
 
 func putMarker(ctx context.Context, tx pgx.Tx, m ImportMarker) error {
