@@ -329,6 +329,34 @@ func TestPageJSON_REST_MatchesGRPC(t *testing.T) {
 			t.Errorf("unknown ledger: %d %s", got.code, got.body)
 		}
 	}
+
+	// A long poll at the end of the feed answers the entries appended while
+	// it waits, written as the gRPC answer for its cursor.
+	end := e.do("GET", "/report/v2/ledgers/"+id+"/funds/feed?from=now", tok, nil)
+	var at struct{ Cursor string }
+	if err := json.Unmarshal(end.body, &at); err != nil || at.Cursor == "" {
+		t.Fatalf("from=now: %s", end.body)
+	}
+	for i, env := range []*apiEnv{e, e2} {
+		polled := make(chan resp, 1)
+		go func() {
+			polled <- env.do("GET", "/report/v2/ledgers/"+id+"/funds/feed?wait=20s&includeGDPRSensitiveData=true&cursor="+at.Cursor, tok, nil)
+		}()
+		time.Sleep(50 * time.Millisecond) // most likely waiting by now; either way it answers the entry
+		h := "NO:123455"
+		in := []ledger.EntryInput{{EntryID: fmt.Sprintf("poll-%d", i), PSPReference: "77", Time: now, LedgerDate: today, EntryType: "capture",
+			Reference: texts[1], Amount: 5, RecipientHandle: &h, Name: texts[3], PhoneNumber: "+47 912 34 567", Message: texts[2]}}
+		if _, err := e.store.Append(ctx, id, ledger.TopicFunds, in); err != nil {
+			t.Fatal(err)
+		}
+		got := <-polled
+		g, err := env.rep.GetFeed(bearer(tok), &v1.GetFeedRequest{LedgerId: id, Topic: "funds", Cursor: at.Cursor, IncludeGdprSensitiveData: true})
+		if err != nil || got.code != 200 || len(g.Items) != 1 {
+			t.Fatalf("long poll: %d %s / %v %v", got.code, got.body, g, err)
+		}
+		diffAt(t, env.base+" long poll", got.body, marshalGeneric(g))
+		at.Cursor = g.Cursor
+	}
 }
 
 // BenchmarkPageJSON: writing a realistic 1000-entry page (feedPage's
