@@ -9,9 +9,12 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ledgerfeed/ledgerfeed/internal/pgtest"
 	"github.com/ledgerfeed/ledgerfeed/ledger"
@@ -244,4 +247,42 @@ func TestBlobs_ReplaceDeleteList(t *testing.T) {
 	if err := a.Pool().QueryRow(ctx, "SELECT count(*) FROM blob_chunks").Scan(&chunks); err != nil || chunks != 3 {
 		t.Errorf("%d chunks left (%v), want 3 (f, f/y, g/z)", chunks, err)
 	}
+}
+
+// BenchmarkBlobs stores a 64 MiB file as a blob and reads it back, as a
+// report job and a download do; MB/s each way.
+func BenchmarkBlobs(b *testing.B) {
+	dsn := pgtest.Start(b)
+	s := openPG(b, dsn, Options{})
+	ctx := context.Background()
+	const size = 64 << 20
+	path := filepath.Join(b.TempDir(), "file")
+	if err := os.WriteFile(path, blobBytes(9, size), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	var put, get time.Duration
+	for b.Loop() {
+		f, err := os.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		if _, err := s.PutBlob(ctx, "bench", f); err != nil {
+			b.Fatal(err)
+		}
+		put += time.Since(t0)
+		f.Close()
+		t0 = time.Now()
+		r, err := s.OpenBlob(ctx, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n, err := io.Copy(io.Discard, r); err != nil || n != size {
+			b.Fatalf("read %d, %v", n, err)
+		}
+		get += time.Since(t0)
+	}
+	b.ReportMetric(float64(size)*float64(b.N)/put.Seconds()/1e6, "put-MB/s")
+	b.ReportMetric(float64(size)*float64(b.N)/get.Seconds()/1e6, "read-MB/s")
+	b.ReportMetric(0, "ns/op")
 }
