@@ -70,7 +70,9 @@ func (r *reportSettings) check() error {
 	return nil
 }
 
-// config is the report service's configuration: files in DATA/reports.
+// config is the report service's configuration: DATA/reports holds the
+// node id and the files being written, and the finished files too unless
+// st keeps them (a PostgreSQL store: as blobs every node serves).
 func (r *reportSettings) config(st report.Store, dataDir string, log *slog.Logger) report.Config {
 	return report.Config{
 		Store: st, Dir: filepath.Join(dataDir, "reports"), Logger: log.With("component", "report"),
