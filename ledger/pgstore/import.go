@@ -377,49 +377,47 @@ func (s *Store) ImportLedger(ctx context.Context, l ledger.LedgerExport, pages E
 }
 
 // importTopic COPYs one topic log page by page, checking each entry
-// against the one before, and returns the head after the last.
+// against the one before, and returns the head after the last. A goroutine
+// reads, checks and prepares the next page (sealing GDPR fields) while the
+// current one is COPYed.
 func importTopic(ctx context.Context, tx pgx.Tx, num int32, l *ledger.Ledger, topic ledger.Topic, pages EntryPages,
 	st *ImportStats, progress func(int64)) (ledger.Head, error) {
+	type prepared struct {
+		w            *rows
+		n            int
+		head         ledger.Head
+		gdpr, erased int64
+		err          error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := make(chan prepared, 1)
+	go func() {
+		defer close(ch)
+		var h ledger.Head
+		for {
+			p := prepared{}
+			p.w, p.n, p.gdpr, p.erased, p.err = prepareImport(num, l, topic, pages, &h)
+			p.head = h
+			if p.n == 0 && p.err == nil {
+				return
+			}
+			select {
+			case ch <- p:
+			case <-ctx.Done():
+				return
+			}
+			if p.err != nil {
+				return
+			}
+		}
+	}()
 	var h ledger.Head
-	tc := topicCode(topic)
-	for {
-		page, err := pages(topic, h.Sequence+1)
-		if err != nil {
-			return h, err
+	for p := range ch {
+		if p.err != nil {
+			return h, p.err
 		}
-		if len(page) == 0 {
-			return h, nil
-		}
-		w := &rows{dateIndex: map[dateKey]int{}}
-		for i := range page {
-			e := &page[i]
-			if err := checkImported(l, topic, &h, e); err != nil {
-				return h, err
-			}
-			var g ledger.GDPR
-			switch {
-			case e.GDPR != nil && !e.HasGDPR:
-				return h, fmt.Errorf("sequence %d: GDPR fields on an entry posted without them", e.Sequence)
-			case e.GDPR != nil:
-				if g = *e.GDPR; g == (ledger.GDPR{}) {
-					return h, fmt.Errorf("sequence %d: empty GDPR fields", e.Sequence)
-				}
-				st.GDPR++
-			case e.HasGDPR:
-				st.Erased++
-			}
-			// w.add seals g when e.HasGDPR; an erased entry (no fields)
-			// keeps HasGDPR and gets no GDPR rows, as erasure leaves it.
-			e2 := *e
-			if e.GDPR == nil {
-				e2.HasGDPR = false
-			}
-			if err := w.add(num, tc, &e2, g); err != nil {
-				return h, err
-			}
-			w.hasGDPR[len(w.hasGDPR)-1] = e.HasGDPR
-			h.Sequence, h.Balance, h.Hash, h.LedgerDate = e.Sequence, e.BalanceAfter, e.Hash, e.LedgerDate
-		}
+		w := p.w
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"entries"}, entryColNames, w.copySource(num)); err != nil {
 			return h, err
 		}
@@ -440,11 +438,56 @@ func importTopic(ctx context.Context, tx pgx.Tx, num int32, l *ledger.Ledger, to
 				return h, err
 			}
 		}
-		st.Entries += int64(len(page))
+		h = p.head
+		st.Entries += int64(p.n)
+		st.GDPR += p.gdpr
+		st.Erased += p.erased
 		if progress != nil {
 			progress(st.Entries)
 		}
 	}
+	return h, ctx.Err()
+}
+
+// prepareImport reads the page after h, checks it and turns it into rows,
+// advancing h. n is 0 at the end of the log.
+func prepareImport(num int32, l *ledger.Ledger, topic ledger.Topic, pages EntryPages, h *ledger.Head) (w *rows, n int, gdpr, erased int64, err error) {
+	page, err := pages(topic, h.Sequence+1)
+	if err != nil || len(page) == 0 {
+		return nil, 0, 0, 0, err
+	}
+	tc := topicCode(topic)
+	w = &rows{dateIndex: map[dateKey]int{}}
+	for i := range page {
+		e := &page[i]
+		if err := checkImported(l, topic, h, e); err != nil {
+			return nil, 0, 0, 0, err
+		}
+		var g ledger.GDPR
+		switch {
+		case e.GDPR != nil && !e.HasGDPR:
+			return nil, 0, 0, 0, fmt.Errorf("sequence %d: GDPR fields on an entry posted without them", e.Sequence)
+		case e.GDPR != nil:
+			if g = *e.GDPR; g == (ledger.GDPR{}) {
+				return nil, 0, 0, 0, fmt.Errorf("sequence %d: empty GDPR fields", e.Sequence)
+			}
+			gdpr++
+		case e.HasGDPR:
+			erased++
+		}
+		// w.add seals g when e.HasGDPR; an erased entry (no fields) keeps
+		// HasGDPR and gets no GDPR rows, as erasure leaves it.
+		e2 := *e
+		if e.GDPR == nil {
+			e2.HasGDPR = false
+		}
+		if err := w.add(num, tc, &e2, g); err != nil {
+			return nil, 0, 0, 0, err
+		}
+		w.hasGDPR[len(w.hasGDPR)-1] = e.HasGDPR
+		h.Sequence, h.Balance, h.Hash, h.LedgerDate = e.Sequence, e.BalanceAfter, e.Hash, e.LedgerDate
+	}
+	return w, len(page), gdpr, erased, nil
 }
 
 // checkImported checks e against the head before it.
