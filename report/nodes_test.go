@@ -224,7 +224,7 @@ func TestNodes_RestartDoesNotRerunLiveJob(t *testing.T) {
 	hook, started := blockFirst(&runs, &idA, release)
 	a := startService(t, pgNode(t, dsn), filepath.Join(t.TempDir(), "reports"), func(c *Config) {
 		fast(c)
-		c.Lease, c.beforeWrite = 200*time.Millisecond, hook
+		c.Lease, c.beforeWrite = time.Second, hook
 	})
 	idA = a.NodeID()
 	f, err := a.Request(context.Background(), "acme", Request{Type: TypeEntries, LedgerID: "302321", From: day0, To: day0 + 2, Format: FormatCSV})
@@ -236,7 +236,7 @@ func TestNodes_RestartDoesNotRerunLiveJob(t *testing.T) {
 	dirB := filepath.Join(t.TempDir(), "reports")
 	idB := ""
 	stB := pgNode(t, dsn)
-	for range 2 { // B starts, stops and starts again
+	for life := range 2 { // B starts, stops and starts again
 		ctx, cancel := context.WithCancel(context.Background())
 		b, err := New(Config{Store: stB, Dir: dirB, PollEvery: 20 * time.Millisecond, beforeWrite: runs.hook(&idB)})
 		if err != nil {
@@ -245,8 +245,9 @@ func TestNodes_RestartDoesNotRerunLiveJob(t *testing.T) {
 		idB = b.NodeID()
 		done := make(chan struct{})
 		go func() { b.Run(ctx); close(done) }()
-		// Polls over more than two of A's leases: A's renewals keep it.
-		for b.polls.Load() < 25 {
+		// Polls over more than one of A's leases (the second life): A's
+		// renewals keep it.
+		for b.polls.Load() < int64(10+life*60) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		cancel()
@@ -308,9 +309,10 @@ func TestNodes_LateFinisherLoses(t *testing.T) {
 	release := make(chan struct{})
 	hook, started := blockFirst(&runs, &idA, release)
 	// A's lease is long, so it does not renew (and notice) during the
-	// test; B's clock runs two hours ahead, so to B that lease ran out.
+	// test, but A's clock runs two hours behind, so to B that lease ran out.
 	a := startService(t, pgNode(t, dsn), filepath.Join(t.TempDir(), "reports"), func(c *Config) {
 		fast(c)
+		c.Now = func() time.Time { return time.Now().Add(-2 * time.Hour) }
 		c.Lease, c.beforeWrite = time.Hour, hook
 	})
 	idA = a.NodeID()
@@ -321,7 +323,6 @@ func TestNodes_LateFinisherLoses(t *testing.T) {
 	<-started
 	b := startService(t, pgNode(t, dsn), filepath.Join(t.TempDir(), "reports"), func(c *Config) {
 		fast(c)
-		c.Now = func() time.Time { return time.Now().Add(2 * time.Hour) }
 		c.beforeWrite = runs.hook(&idB)
 	})
 	idB = b.NodeID()
@@ -397,8 +398,8 @@ func TestNodes_ScheduleOneFilePerPeriod(t *testing.T) {
 		}
 	}
 	for d := range days {
-		if n := per[day0+3+ledger.Date(d)-1]; n != 1 && d > 0 {
-			t.Errorf("date %s: %d files, want 1", day0+3+ledger.Date(d)-1, n)
+		if n := per[day0+3+ledger.Date(d)]; n != 1 {
+			t.Errorf("date %s: %d files, want 1", day0+3+ledger.Date(d), n)
 		}
 	}
 	if len(all) != days {

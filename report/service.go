@@ -321,8 +321,8 @@ func (s *Service) runJob(ctx context.Context, key string) {
 	lose(nil)
 	lease.Wait()
 	lost := errors.Is(context.Cause(jctx), errLost)
-	if ctx.Err() != nil && !lost {
-		return // shutting down: run again later (see Run)
+	if werr != nil && ctx.Err() != nil && !lost {
+		return // cut short by a shutdown: run again later (see Run)
 	}
 	if !lost {
 		_, err = s.update(context.WithoutCancel(ctx), key, func(g *File) error {
