@@ -488,3 +488,88 @@ func TestMigrateStore_Refusals(t *testing.T) {
 		}
 	}
 }
+
+// The check on the target finds a copy that differs from the source: a
+// changed amount, a lost GDPR value, a date range, an audit event, a
+// record, a client.
+func TestMigrateStore_VerifyFindsDifferences(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	src, err := ledger.Open(dir, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedStore(t, src)
+	if err := src.Audit(ctx, ledger.AuditEvent{ClientID: "admin", Action: "ledger.put", Resource: "ledgers/302321", Result: "ok", Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.UpdateRecords(ctx, func(tx ledger.RecordTx) error {
+		return tx.Put(ledger.RecordReportSchedules, "302321\x00daily", []byte(`{"frequency":"daily"}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.CreateClient(ctx, ledger.Client{ID: "erp", SecretHash: "h", Scopes: []string{"read"}}); err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+	dsn := pgtest.Start(t)
+	if out, errOut, err := runCmd(t, "migrate-store", "--from", "bolt:"+dir, "--to", dsn); err != nil {
+		t.Fatalf("migrate-store: %v\n%s%s", err, out, errOut)
+	}
+
+	m := &storeMigration{dir: dir, dsn: dsn, stdout: io.Discard, stderr: io.Discard}
+	if err := m.openSource(); err != nil {
+		t.Fatal(err)
+	}
+	defer m.src.Close()
+	if err := m.readKeys(); err != nil {
+		t.Fatal(err)
+	}
+	if m.dst, err = pgstore.Open(ctx, dsn, pgstore.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer m.dst.Close()
+	c, err := m.dst.Contents(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.sum = migrationSummary{Ledgers: c.Ledgers, Entries: c.Entries, Clients: c.Clients, AuditEvents: c.AuditEvents, Seals: c.Seals, CloseTimes: c.Closes}
+	if err := m.verifyTarget(ctx); err != nil {
+		t.Fatalf("the copy as made: %v", err)
+	}
+	pool := m.dst.Pool()
+	for _, tc := range []struct {
+		name, change, undo, want string
+	}{
+		{"amount", "UPDATE entries SET amount = amount + 1 WHERE topic = 1 AND seq = 5 AND num = (SELECT num FROM ledgers WHERE id = '302321')",
+			"UPDATE entries SET amount = amount - 1 WHERE topic = 1 AND seq = 5 AND num = (SELECT num FROM ledgers WHERE id = '302321')",
+			"ledger 302321: funds: sequence 5: balanceAfter"},
+		{"gdpr", "UPDATE gdpr SET seq = -seq WHERE seq = 3 AND topic = 1", "UPDATE gdpr SET seq = -seq WHERE seq = -3 AND topic = 1",
+			"funds: sequence 3 differs"},
+		{"date range", "UPDATE dates SET last_seq = last_seq + 1 WHERE topic = 2 AND ledger_date = (SELECT min(ledger_date) FROM dates WHERE topic = 2)",
+			"UPDATE dates SET last_seq = last_seq - 1 WHERE topic = 2 AND ledger_date = (SELECT min(ledger_date) FROM dates WHERE topic = 2)",
+			"fees date 2026-03-06: the target's range is 1–21"},
+		{"audit", `UPDATE audit SET body = replace(body::text, 'ledgers/302321', 'ledgers/302322')::json`,
+			`UPDATE audit SET body = replace(body::text, 'ledgers/302322', 'ledgers/302321')::json`, "audit event 1 differs"},
+		{"record", "UPDATE records SET value = value || 'x'::bytea WHERE kind = 'reportSchedules'",
+			"UPDATE records SET value = substring(value from 1 for octet_length(value) - 1) WHERE kind = 'reportSchedules'",
+			"reportSchedules records differ"},
+		{"client", `UPDATE clients SET body = replace(body::text, '"read"', '"admin"')::json WHERE id = 'erp'`,
+			`UPDATE clients SET body = replace(body::text, '"admin"', '"read"')::json WHERE id = 'erp'`, "clients differ"},
+	} {
+		if tag, err := pool.Exec(ctx, tc.change); err != nil || tag.RowsAffected() == 0 {
+			t.Fatalf("%s: %v, %d rows changed", tc.name, err, tag.RowsAffected())
+		}
+		err := m.verifyTarget(ctx)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: verify = %v, want %q", tc.name, err, tc.want)
+		}
+		if _, err := pool.Exec(ctx, tc.undo); err != nil {
+			t.Fatalf("%s: undo: %v", tc.name, err)
+		}
+		if err := m.verifyTarget(ctx); err != nil {
+			t.Fatalf("%s undone: %v", tc.name, err)
+		}
+	}
+}

@@ -103,8 +103,8 @@ func (m *storeMigration) verifyTarget(ctx context.Context) error {
 	if checked != m.sum.Entries {
 		return fmt.Errorf("%d entries checked on the target, %d copied", checked, m.sum.Entries)
 	}
-	if verifier == nil && seals > 0 {
-		return fmt.Errorf("the source has %d seals but no signing keys to verify them", seals)
+	if seals != m.sum.Seals {
+		return fmt.Errorf("%d seals verified on the target, %d copied", seals, m.sum.Seals)
 	}
 
 	sc, err := allClients(m.src)
@@ -137,35 +137,32 @@ func (m *storeMigration) verifyTarget(ctx context.Context) error {
 	return m.verifyFiles(ctx)
 }
 
-// verifyAudit compares the two audit logs event by event.
+// verifyAudit compares the two audit logs event by event, a batch at a
+// time from each.
 func (m *storeMigration) verifyAudit() error {
-	var src []ledger.AuditEvent
-	if err := eachAuditBatch(m.src, migrateAuditBatch, func(evs []ledger.AuditEvent) error {
-		src = append(src, evs...)
-		return nil
-	}); err != nil {
-		return err
-	}
-	i := 0
-	err := eachAuditBatch(m.dst, migrateAuditBatch, func(evs []ledger.AuditEvent) error {
-		for _, ev := range evs {
-			if i >= len(src) {
-				return fmt.Errorf("the target's audit log has more events than the source's (%d)", len(src))
-			}
-			if !sameJSON(ev, src[i]) || ev.Sequence != src[i].Sequence {
-				return fmt.Errorf("audit event %d differs: target %+v, source %+v", src[i].Sequence, ev, src[i])
-			}
-			i++
+	var after uint64
+	for {
+		a, na, err := m.src.ListAudit(ledger.AuditFilter{}, after, migrateAuditBatch)
+		if err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return err
+		b, nb, err := m.dst.ListAudit(ledger.AuditFilter{}, after, migrateAuditBatch)
+		if err != nil {
+			return err
+		}
+		if len(a) != len(b) || na != nb {
+			return fmt.Errorf("after audit event %d the target's log has %d events (up to %d), the source's %d (up to %d)", after, len(b), nb, len(a), na)
+		}
+		for i := range a {
+			if a[i].Sequence != b[i].Sequence || !sameJSON(a[i], b[i]) {
+				return fmt.Errorf("audit event %d differs: target %+v, source %+v", a[i].Sequence, b[i], a[i])
+			}
+		}
+		if na == after {
+			return nil
+		}
+		after = na
 	}
-	if i != len(src) {
-		return fmt.Errorf("the target's audit log has %d events, the source's %d", i, len(src))
-	}
-	return nil
 }
 
 // copiedDate is one date of one topic, recomputed from the target's entries.
