@@ -108,7 +108,7 @@ func TestNodes_EachJobOnce_DownloadAnywhere(t *testing.T) {
 	}
 	ctx := context.Background()
 	var files []File
-	for i := range 12 {
+	for i := range 8 {
 		f, err := svc[i%2].Request(ctx, "acme", Request{Type: TypeEntries, LedgerID: "302321", From: day0 + ledger.Date(i%3), To: day0 + 2, Format: FormatCSV})
 		if err != nil {
 			t.Fatal(err)
@@ -224,7 +224,7 @@ func TestNodes_RestartDoesNotRerunLiveJob(t *testing.T) {
 	hook, started := blockFirst(&runs, &idA, release)
 	a := startService(t, pgNode(t, dsn), filepath.Join(t.TempDir(), "reports"), func(c *Config) {
 		fast(c)
-		c.Lease, c.beforeWrite = time.Second, hook
+		c.Lease, c.beforeWrite = 600*time.Millisecond, hook
 	})
 	idA = a.NodeID()
 	f, err := a.Request(context.Background(), "acme", Request{Type: TypeEntries, LedgerID: "302321", From: day0, To: day0 + 2, Format: FormatCSV})
@@ -247,7 +247,7 @@ func TestNodes_RestartDoesNotRerunLiveJob(t *testing.T) {
 		go func() { b.Run(ctx); close(done) }()
 		// Polls over more than one of A's leases (the second life): A's
 		// renewals keep it.
-		for b.polls.Load() < int64(10+life*60) {
+		for b.polls.Load() < int64(10+life*40) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		cancel()
