@@ -141,9 +141,22 @@ func TestReportSettings(t *testing.T) {
 	if err := rs.check(); err != nil {
 		t.Fatal(err)
 	}
-	c := rs.config(nil, "/data", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c := rs.config(nil, "/data", 1, discard)
 	if c.Retention != 48*time.Hour || c.TokenTTL != 2*time.Minute || c.DownloadsPerHour != 7 || c.BaseURL != "https://lf.example.com" || c.Dir != filepath.Join("/data", "reports") {
 		t.Errorf("config %+v", c)
+	}
+	// Several nodes: each allows its share, rounded up; no limit stays none.
+	if c := rs.config(nil, "/data", 3, discard); c.DownloadsPerHour != 3 {
+		t.Errorf("7 an hour on 3 nodes: %d a node, want 3", c.DownloadsPerHour)
+	}
+	rs.DownloadsPerHour = 0
+	if c := rs.config(nil, "/data", 2, discard); c.DownloadsPerHour != 13 {
+		t.Errorf("the default 25 on 2 nodes: %d a node, want 13", c.DownloadsPerHour)
+	}
+	rs.DownloadsPerHour = -1
+	if c := rs.config(nil, "/data", 3, discard); c.DownloadsPerHour != -1 {
+		t.Errorf("no limit on 3 nodes: %d", c.DownloadsPerHour)
 	}
 	if _, err := bindReportFlags(newFlagSet("serve", "", "", io.Discard), func(k string) string {
 		return map[string]string{"LEDGERFEED_REPORT_LINK_TTL": "soon"}[k]

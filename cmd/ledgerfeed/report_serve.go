@@ -72,11 +72,20 @@ func (r *reportSettings) check() error {
 
 // config is the report service's configuration: DATA/reports holds the
 // node id and the files being written, and the finished files too unless
-// st keeps them (a PostgreSQL store: as blobs every node serves).
-func (r *reportSettings) config(st report.Store, dataDir string, log *slog.Logger) report.Config {
+// st keeps them (a PostgreSQL store: as blobs every node serves). Each of
+// nodes nodes allows 1/nodes of the download limit (rounded up), as with
+// the API's rate limits, so a client gets about the limit in all.
+func (r *reportSettings) config(st report.Store, dataDir string, nodes int, log *slog.Logger) report.Config {
+	downloads := r.DownloadsPerHour
+	if downloads == 0 {
+		downloads = report.DefaultDownloadsPerHour
+	}
+	if downloads > 0 && nodes > 1 {
+		downloads = (downloads + nodes - 1) / nodes
+	}
 	return report.Config{
 		Store: st, Dir: filepath.Join(dataDir, "reports"), Logger: log.With("component", "report"),
-		Retention: r.Retention, TokenTTL: r.LinkTTL, DownloadsPerHour: r.DownloadsPerHour, Workers: r.Workers,
+		Retention: r.Retention, TokenTTL: r.LinkTTL, DownloadsPerHour: downloads, Workers: r.Workers,
 		BaseURL: r.BaseURL,
 	}
 }

@@ -129,9 +129,9 @@ func runServe(ctx context.Context, cfg config, args []string, stdout, stderr io.
 	if audience == "" {
 		audience = "ledgerfeed"
 	}
-	// Report files live in DATA/reports; their jobs, schedules and tokens
-	// in the store.
-	reports, err := report.New(rs.config(st, cfg.DataDir, log))
+	// Report jobs, schedules and tokens live in the store; files in
+	// DATA/reports with bbolt, in the store with PostgreSQL.
+	reports, err := report.New(rs.config(st, cfg.DataDir, max(cfg.Nodes, 1), log))
 	if err != nil {
 		return err
 	}
