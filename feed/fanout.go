@@ -108,6 +108,7 @@ func (f *fanout) join(ledgerID string, topic ledger.Topic, from uint64, limit in
 	k := logKey{ledgerID, topic}
 	opt.Buf = nil
 	rk := roundKey{from: from, limit: limit, gdpr: opt.GDPR}
+	share := shareable(opt)
 	f.mu.Lock()
 	lr := f.logs[k]
 	if lr == nil {
@@ -116,7 +117,7 @@ func (f *fanout) join(ledgerID string, topic ledger.Topic, from uint64, limit in
 		go f.dispatch(k, lr)
 	}
 	var r *round
-	if shareable(opt) {
+	if share {
 		r = lr.rounds[rk]
 	}
 	if r != nil {
@@ -125,7 +126,7 @@ func (f *fanout) join(ledgerID string, topic ledger.Topic, from uint64, limit in
 		return r
 	}
 	r = &round{key: rk, opt: opt, done: make(chan struct{}), waiters: 1}
-	if !shareable(opt) {
+	if !share {
 		r.key.alone = r
 	}
 	lr.rounds[r.key] = r
