@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"google.golang.org/grpc/stats"
@@ -55,7 +56,12 @@ func preEncode(ctx context.Context, resp proto.Message) (any, error) {
 	if st == nil {
 		return resp, nil
 	}
-	if pg := restPageOf(ctx); pg != nil && pg.resp == resp { // page_json.go
+	if pg := restPageOf(ctx); pg != nil && pg.resp != nil { // page_json.go
+		if pg.resp != resp {
+			// The page's message carries no items: never answer it
+			// without its JSON.
+			return nil, errors.New("REST page answer is not the message its JSON was written for")
+		}
 		return preEncoded(pg.json), nil
 	}
 	bp := jsonBufs.Get().(*[]byte)

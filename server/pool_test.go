@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -171,5 +172,22 @@ func TestGRPC_PooledPagesConcurrentReaders(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// A REST page's message carries no items (page_json.go): preEncode answers
+// it only with the JSON written for it, and refuses any other message of a
+// call whose page was written, rather than answer a page without items.
+func TestPreEncode_RESTPageOnlyForItsMessage(t *testing.T) {
+	rc := &restCall{}
+	ctx := context.WithValue(context.WithValue(context.Background(), restStateKey{}, &rc.state), restPageKey{}, &rc.page)
+	page := &v1.GetFeedResponse{Cursor: "c"}
+	rc.page.resp, rc.page.json = page, []byte(`{"items":[{}],"tryLater":false,"cursor":"c"}`)
+	got, err := preEncode(ctx, page)
+	if b, ok := got.(preEncoded); err != nil || !ok || string(b) != string(rc.page.json) {
+		t.Fatalf("the page's message: %v %v", got, err)
+	}
+	if got, err := preEncode(ctx, &v1.GetFeedResponse{Cursor: "c"}); err == nil {
+		t.Fatalf("another message answered: %v", got)
 	}
 }
