@@ -275,6 +275,23 @@ func msCompareServers(t *testing.T, b, p *serving, partner, admin, download, era
 		t.Fatalf("ledgers: %+v", ledgers)
 	}
 
+	// Searches through the copied indexes: by type (a walk of the log),
+	// by time, and by the pspReference of the first refund, both ways.
+	var refunds struct {
+		Items []struct {
+			PSPReference string `json:"pspReference"`
+		} `json:"items"`
+		LastObjectID string `json:"lastObjectId"`
+	}
+	msJSON(t, "search", same("/report/v2/ledgers/302321/funds/entries?entryType=refund&limit=20&includeGDPRSensitiveData=true", partner), &refunds)
+	if len(refunds.Items) == 0 {
+		t.Fatalf("no refunds found")
+	}
+	same("/report/v2/ledgers/302321/funds/entries?entryType=refund&limit=20&startingAfter="+refunds.LastObjectID, partner)
+	same("/report/v2/ledgers/302321/funds/entries?pspReference="+url.QueryEscape(refunds.Items[0].PSPReference), partner)
+	same("/report/v2/ledgers/302321/fees/entries?fromTime="+time.Now().UTC().AddDate(0, 0, -20).Format(time.RFC3339)+
+		"&toTime="+time.Now().UTC().AddDate(0, 0, -19).Format(time.RFC3339)+"&limit=100", partner)
+
 	var wg sync.WaitGroup
 	for _, l := range ledgers.Items {
 		id := l.LedgerID
