@@ -80,7 +80,7 @@ func BenchmarkMigrateStore(b *testing.B) {
 			b.Fatalf("migrate-store: %v\n%s%s", err, stdout.String(), stderr.String())
 		}
 		took := time.Since(t0)
-		b.Logf("migrate-store:\n%s", stdout.String())
+		b.Logf("migrate-store (%s in all):\n%s", took.Round(time.Millisecond), regexp.MustCompile(`(?m)^  (entries|took) .*$`).FindAllString(stdout.String(), -1))
 		if m := rate.FindStringSubmatch(stdout.String()); m != nil {
 			v, _ := strconv.ParseFloat(m[1], 64)
 			b.ReportMetric(v, "copy-entries/s")
