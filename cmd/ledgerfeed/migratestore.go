@@ -27,9 +27,10 @@ const (
 // into an empty PostgreSQL database, then checks the copy there. See
 // docs/postgres.md, "Moving a bbolt store to PostgreSQL".
 //
-// Order: the source is opened alone (a server holding it is refused) and
-// verified; the target's schema is migrated and it must be empty, and a
-// marker record saying "copying" is written; ledgers (one transaction each,
+// Order: the source is opened alone (a server holding it is refused); the
+// target's schema is migrated and it must be empty; the source is
+// verified; a marker record saying "copying" is written (with a second
+// emptiness check, in one transaction); ledgers (one transaction each,
 // entries by COPY), clients, the audit log, report records, report files,
 // the signing keys and the cursor key are copied; every chain and seal is
 // checked on the target and every count and head compared with the source;
@@ -44,11 +45,19 @@ func runMigrateStore(ctx context.Context, cfg config, args []string, stdout, std
 			"chain and verifies every seal there and compares it with the source. Stop the\n"+
 			"server on DIR first. Progress goes to stderr, the summary to stdout.", stderr)
 	var from, to string
-	fs.StringVar(&from, "from", "", "the bbolt store to copy: bolt:DIR (its data directory)")
-	fs.StringVar(&to, "to", "", "the empty PostgreSQL database to copy into: postgres://USER@HOST:PORT/DB?…")
+	fs.StringVar(&from, "from", "", "the bbolt store to copy: bolt:DIR, its data directory (env LEDGERFEED_MIGRATE_FROM)")
+	fs.StringVar(&to, "to", "", "the empty PostgreSQL database to copy into: postgres://USER@HOST:PORT/DB?… (env LEDGERFEED_MIGRATE_TO)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
+	}
+	// From the environment after parsing, so that -h never prints a DSN's
+	// password as a default.
+	if from == "" {
+		from = os.Getenv("LEDGERFEED_MIGRATE_FROM")
+	}
+	if to == "" {
+		to = os.Getenv("LEDGERFEED_MIGRATE_TO")
 	}
 	switch {
 	case len(pos) > 0:
