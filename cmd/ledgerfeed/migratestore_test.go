@@ -306,10 +306,7 @@ func msCompareServers(t *testing.T, b, p *serving, partner, admin, download, era
 		}
 		first := time.Now().UTC().AddDate(0, 0, -200).Format("2006-01-02")
 		last := time.Now().UTC().AddDate(0, 0, 2).Format("2006-01-02")
-		// The manifest's per-topic object is a protobuf map, whose JSON key
-		// order varies from one answer to the next on one server: compared
-		// as JSON values.
-		msJSON(t, "manifest", compare("/report/v2/ledgers/"+id+"/dates?fromLedgerDate="+first+"&toLedgerDate="+last, partner, true), &man)
+		msJSON(t, "manifest", compare("/report/v2/ledgers/"+id+"/dates?fromLedgerDate="+first+"&toLedgerDate="+last, partner, false), &man)
 		// From the first date with an entry on (the ones before are empty
 		// alike: one of them is compared).
 		for len(man.Items) > 1 && man.Items[1].Topics["funds"].EntryCount+man.Items[1].Topics["fees"].EntryCount == 0 {
@@ -488,6 +485,13 @@ func TestMigrateStore_Refusals(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "holds a copy of bolt:") || !strings.Contains(err.Error(), "did not complete") ||
 		!strings.Contains(err.Error(), "drop and recreate the database") {
 		t.Errorf("target of a run cut short: %v", err)
+	}
+	// … and serve refuses it: partners must not read half a copy.
+	sctx, scancel := context.WithTimeout(ctx, 20*time.Second) // a serve that starts ends here, with no error
+	err = run(sctx, []string{"serve", "--data", t.TempDir(), "--store", dsn, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"}, io.Discard, io.Discard)
+	scancel()
+	if err == nil || !strings.Contains(err.Error(), "migrate-store copy of bolt:") || !strings.Contains(err.Error(), "has not completed") {
+		t.Errorf("serve on the target of a run cut short: %v", err)
 	}
 
 	_, _, err = runCmd(t, "migrate-store", "--from", "bolt:"+t.TempDir(), "--to", pgtest.Start(t))

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/ledgerfeed/ledgerfeed/ledger"
 	"github.com/ledgerfeed/ledgerfeed/ledger/pgstore"
@@ -88,6 +89,17 @@ func openBackend(ctx context.Context, dataDir, dsn string, log *slog.Logger) (le
 	st, err := pgstore.Open(ctx, dsn, pgstore.Options{Logger: log})
 	if err != nil {
 		return nil, err
+	}
+	// A database migrate-store is filling, or left half filled, is not
+	// served: partners would read a partial copy.
+	switch m, ok, err := st.ImportMarkerOf(); {
+	case err != nil:
+		st.Close()
+		return nil, err
+	case ok && m.State != "complete":
+		st.Close()
+		return nil, fmt.Errorf("the database holds a migrate-store copy of %s that has not completed (started %s): do not serve it; if no migrate-store is running, drop and recreate the database and run migrate-store again",
+			m.Source, m.Started.Format(time.RFC3339))
 	}
 	b, ok := any(st).(ledger.Backend)
 	if !ok { // missingMethods found none, so this does not happen
