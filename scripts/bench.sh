@@ -172,7 +172,8 @@ fi
 # PostgreSQL store (ledger/pgstore/bench_test.go): ingest at batch 1000 and
 # with 64 single-entry callers, and 1000-entry pages, as ratios against a
 # plain pgx reference on the same private server (internal/pgtest) in the
-# same run, the bbolt store's figures beside. BENCH_PG=0 skips them;
+# same run, the bbolt store's figures beside; then the REST feed page on it
+# (server/bench_pg_test.go). BENCH_PG=0 skips them;
 # BENCH_PG_COUNT sets their runs (default 3). Without PostgreSQL (and not
 # root to install it) the benchmarks skip themselves and say how to enable.
 if [[ "${BENCH_PG:-1}" != 0 ]]; then
@@ -184,6 +185,13 @@ if [[ "${BENCH_PG:-1}" != 0 ]]; then
 		"$benchstat" -filter '.unit:(ratio_median OR store_entries/s OR ref_entries/s OR bolt_entries/s OR store_pages/s OR ref_pages/s OR bolt_pages/s)' "$out/pg.txt" |
 			tee "$out/pg-benchstat.txt"
 		echo "goals: ingest ratio >= 0.5 (batch=1000 and callers=64)"
+		# A REST feed page from the PostgreSQL store through the real
+		# server (server/bench_pg_test.go) against a bare net/http handler
+		# doing a plain pgx keyset read of the same rows.
+		go test -run '^$' -bench '^BenchmarkReportFeedPagePG$' -benchtime=1x -count="$pcount" -timeout 0 ./server | tee "$out/pg-rest.txt"
+		"$benchstat" -filter '.unit:(ratio_median OR store_req/s OR ref_req/s OR bolt_req/s OR store_cpu_us/req OR ref_cpu_us/req OR store_pg_cpu_us/req OR ref_pg_cpu_us/req)' "$out/pg-rest.txt" |
+			tee "$out/pg-rest-benchstat.txt"
+		echo "goals: REST page ratio >= 0.5 (vs the bare keyset read served by bare net/http)"
 	else
 		echo "bench: PostgreSQL benchmarks skipped (see above)"
 	fi
