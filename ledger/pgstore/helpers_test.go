@@ -5,34 +5,18 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ledgerfeed/ledgerfeed/internal/pgtest"
 	"github.com/ledgerfeed/ledgerfeed/ledger"
+	"github.com/ledgerfeed/ledgerfeed/ledger/storetest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *testClock { return &testClock{t: t} }
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// newClock returns a settable clock reading t, for Options.Now.
+func newClock(t time.Time) *storetest.Clock { return storetest.NewClock(t) }
 
 // openPG opens a store on dsn and closes it at cleanup.
 func openPG(tb testing.TB, dsn string, opts Options) *Store {

@@ -11,12 +11,13 @@ import (
 
 	"github.com/ledgerfeed/ledgerfeed/internal/pgtest"
 	"github.com/ledgerfeed/ledgerfeed/ledger"
+	"github.com/ledgerfeed/ledgerfeed/ledger/storetest"
 )
 
 // importSource fills a bbolt store with a ledger that has what an import
 // must carry: both topics, GDPR fields and an erasure, named and derived
 // dates, a payout, closings and seals.
-func importSource(t *testing.T) (*ledger.Store, *testClock) {
+func importSource(t *testing.T) (*ledger.Store, *storetest.Clock) {
 	t.Helper()
 	ctx := context.Background()
 	clock := newClock(utc("2026-03-10T12:00:00Z"))
