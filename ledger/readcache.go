@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"slices"
 	"sync"
 )
 
@@ -37,3 +38,12 @@ func (d *decoded[T]) get(id string, raw []byte, dec func([]byte) (T, error)) (T,
 
 // forget drops id (a deleted record), so the map does not keep it.
 func (d *decoded[T]) forget(id string) { d.m.Delete(id) }
+
+// clone returns a copy of r that shares nothing changeable with it: the
+// writer changes its tx's copy of a record the readers share.
+func (r *ledgerRecord) clone() *ledgerRecord {
+	c := *r
+	c.SettlesForRecipientHandles = slices.Clone(r.SettlesForRecipientHandles)
+	c.SalesUnits = slices.Clone(r.SalesUnits)
+	return &c
+}

@@ -297,18 +297,29 @@ func (s *Store) write(ctx context.Context, op func(w *wtx) (any, error)) (any, e
 // while fewer have come than the previous group held it waits for the rest
 // up to groupWait: callers answered by one commit send their next request
 // at about the same moment, and waiting for them keeps groups full instead
-// of alternating between large and small. A lone caller never waits.
+// of alternating between large and small. It waits only when the group's
+// first request came within groupWait of the previous commit's end (or
+// while it ran): a request that finds the writer idle for longer is not a
+// caller coming back from that commit, and the previous group's size (an
+// append and an unrelated audit batch, say) says nothing about what else
+// will come. A lone caller never waits.
 func (s *Store) writer() {
 	defer close(s.wdone)
 	group := make([]*writeReq, 0, maxGroupRequests)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	last := 1
+	var committed time.Time // end of the last commit
 	for r := range s.reqs {
 		group = append(group[:0], r)
-		open := s.gather(&group, last, timer)
+		want := last
+		if want > 1 && time.Since(committed) > groupWait {
+			want = 1
+		}
+		open := s.gather(&group, want, timer)
 		last = len(group)
 		s.commit(group)
+		committed = time.Now()
 		if !open {
 			return
 		}
@@ -507,10 +518,13 @@ func (w *wtx) ledger(id string) (*ledgerRecord, error) {
 	if v == nil {
 		return nil, fmt.Errorf("ledger %s: %w", id, ErrNotFound)
 	}
-	r, err := unmarshalLedger(v)
+	// The readers' decoding of the same bytes (readcache.go), copied: ops
+	// change the tx's record, never the shared one.
+	shared, err := w.s.ledgerRecs.get(id, v, unmarshalLedger)
 	if err != nil {
 		return nil, err
 	}
+	r := shared.clone()
 	w.ledgers[id] = r
 	return r, nil
 }
