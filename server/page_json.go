@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ledgerfeed/ledgerfeed/feed"
 	"github.com/ledgerfeed/ledgerfeed/ledger"
 
 	v1 "github.com/ledgerfeed/ledgerfeed/gen/ledgerfeed/v1"
@@ -203,28 +204,79 @@ func (a *reportAPI) restFeed(ctx context.Context, st *restState, pg *restPage, i
 		if err != nil {
 			return nil, err
 		}
-		buf := getEntryBuf(size)
-		opt.Buf = *buf
+		// WaitFeed's page is never in opt.Buf (the fan-out reads its own).
 		page, err := a.reader.WaitFeed(ctx, id, topic, from, size, opt, wait, a.srv.stopping)
 		release()
 		if err != nil {
-			putEntryBuf(buf)
 			return nil, storeErr(id, err)
 		}
-		p.entries(page.Entries)
-		putEntryBuf(buf)
 		next, tryLater = page.Next, page.TryLater
+		if page.Shared() && !tryLater {
+			return a.sharedFeed(pg, id, topic, page, opt.GDPR)
+		}
+		p.entries(page.Entries)
 	}
 	out := &v1.GetFeedResponse{TryLater: tryLater, Cursor: cursor}
 	if !tryLater || cursor == "" {
 		out.Cursor = a.cursors.Feed(id, topic, next)
 	}
-	b := append(p.b, `],"tryLater":`...)
+	p.b = appendFeedTail(p.b, out)
+	pg.resp, pg.json = out, p.b
+	return out, nil
+}
+
+// appendFeedTail appends what follows a feed answer's items.
+func appendFeedTail(b []byte, out *v1.GetFeedResponse) []byte {
+	b = append(b, `],"tryLater":`...)
 	b = strconv.AppendBool(b, out.TryLater)
 	b = append(b, `,"cursor":`...)
 	b = appendStringFast(b, out.Cursor)
-	p.b = append(b, '}')
-	pg.resp, pg.json = out, p.b
+	return append(b, '}')
+}
+
+// sharedFeedKey names a long poll's answer made of a shared page
+// (feed.Page.Memo): everything the answer's bytes depend on besides the
+// page's entries. The page fixes them already (a round is one ledger,
+// topic, position and GDPR flag); the key says so again, so that a page
+// could never give one caller an answer written for another.
+type sharedFeedKey struct {
+	ledgerID string
+	topic    ledger.Topic
+	next     uint64
+	gdpr     bool
+}
+
+// sharedFeedBody is the answer's JSON made once for every long poll that
+// got one shared page, with its cursor.
+type sharedFeedBody struct {
+	cursor string
+	json   []byte
+}
+
+// sharedFeed answers a long poll whose page was handed to several followers
+// (a page with entries, so tryLater is false and the cursor is that of
+// page.Next, the same for all of them): the first of them writes the JSON
+// and every other one answers the same bytes. The bytes are a buffer of
+// their own, not pooled (many answers write them at once, and none can
+// tell when the last has finished), and capped at their length so that
+// nothing appends into them. Each caller has its own message (the chain
+// and the gateway see it), equal to the others.
+func (a *reportAPI) sharedFeed(pg *restPage, id string, topic ledger.Topic, page feed.Page, gdpr bool) (*v1.GetFeedResponse, error) {
+	key := sharedFeedKey{ledgerID: id, topic: topic, next: page.Next, gdpr: gdpr}
+	v, err := page.Memo(key, func() (any, error) {
+		out := &v1.GetFeedResponse{TryLater: false, Cursor: a.cursors.Feed(id, topic, page.Next)}
+		p := &pageJSON{b: make([]byte, 0, 128+entryJSONSize*len(page.Entries))}
+		p.b = append(p.b, `{"items":[`...)
+		p.entries(page.Entries)
+		b := appendFeedTail(p.b, out)
+		return &sharedFeedBody{cursor: out.Cursor, json: b[:len(b):len(b)]}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	body := v.(*sharedFeedBody)
+	out := &v1.GetFeedResponse{TryLater: false, Cursor: body.cursor}
+	pg.resp, pg.json = out, body.json
 	return out, nil
 }
 
