@@ -278,27 +278,15 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 	}
 }
 
-// mpEntry is one posted entry (the admin API's JSON).
-type mpEntry struct {
-	EntryID         string  `json:"entryId"`
-	PSPReference    string  `json:"pspReference"`
-	Time            string  `json:"time"`
-	LedgerDate      string  `json:"ledgerDate,omitempty"`
-	EntryType       string  `json:"entryType"`
-	Reference       string  `json:"reference"`
-	Amount          int64   `json:"amount"`
-	RecipientHandle *string `json:"recipientHandle"`
-}
-
 // mpBatch is one batch of entries for one (ledger, topic); body is what is
 // posted, the same bytes on every retry.
 type mpBatch struct {
 	ledger, topic string
-	entries       []mpEntry
+	entries       []importEntry
 	body          []byte
 }
 
-func newMPBatch(ledgerID, topic string, entries []mpEntry) *mpBatch {
+func newMPBatch(ledgerID, topic string, entries []importEntry) *mpBatch {
 	b, err := json.Marshal(map[string]any{"entries": entries})
 	if err != nil {
 		panic(err)
@@ -315,13 +303,13 @@ type mpAck struct {
 }
 
 // mpEntries makes n entries for topic with ids prefix-0, prefix-1, …
-func mpEntries(rng *rand.Rand, topic, prefix, date string, n int) []mpEntry {
+func mpEntries(rng *rand.Rand, topic, prefix, date string, n int) []importEntry {
 	shop := "shop-1"
 	at := time.Now().UTC().Add(-time.Second).Format(time.RFC3339Nano)
-	out := make([]mpEntry, n)
+	out := make([]importEntry, n)
 	for i := range out {
 		id := fmt.Sprintf("%s-%02d", prefix, i)
-		e := mpEntry{EntryID: id, PSPReference: "psp-" + id, Time: at, LedgerDate: date, Reference: id}
+		e := importEntry{EntryID: id, PSPReference: "psp-" + id, Time: at, LedgerDate: date, Reference: id}
 		switch {
 		case topic == "fees":
 			e.EntryType, e.Amount = "capture-fee", -1-rng.Int64N(3000)
@@ -350,12 +338,12 @@ type mpIngest struct {
 	quit  atomic.Bool  // the test is ending: writers and readers return
 
 	mu      sync.Mutex
-	posted  map[mpStream][]*mpBatch         // every batch built, in build order
-	bySeq   map[mpStream]map[int64]*mpEntry // acknowledged sequence → entry
-	seqOf   map[string]int64                // stream/entryId → acknowledged sequence
-	cut     int                             // batches whose first try got no answer
-	cutDone int                             // … of which the retry found committed
-	reposts int                             // acknowledged batches posted again on purpose
+	posted  map[mpStream][]*mpBatch             // every batch built, in build order
+	bySeq   map[mpStream]map[int64]*importEntry // acknowledged sequence → entry
+	seqOf   map[string]int64                    // stream/entryId → acknowledged sequence
+	cut     int                                 // batches whose first try got no answer
+	cutDone int                                 // … of which the retry found committed
+	reposts int                                 // acknowledged batches posted again on purpose
 }
 
 // post posts b, starting on node start and moving on to the next node after
@@ -458,7 +446,7 @@ func (g *mpIngest) write(w, batches int, streams []mpStream, afterAck func()) {
 }
 
 // record notes entry e of stream s acknowledged at seq; g.mu is held.
-func (g *mpIngest) record(s mpStream, e *mpEntry, seq int64) {
+func (g *mpIngest) record(s mpStream, e *importEntry, seq int64) {
 	key := s.String() + "/" + e.EntryID
 	if old, ok := g.seqOf[key]; ok && old != seq {
 		g.t.Errorf("%s %s acknowledged at sequence %d and %d", s, e.EntryID, old, seq)
@@ -593,7 +581,7 @@ func TestMultiProcess_ThreeNodesKillOneMidIngest(t *testing.T) {
 	tokens := []string{tokA, tokA, tokB}
 	g := &mpIngest{
 		t: t, nodes: nodes, admin: admin, seed: uint64(time.Now().UnixNano()),
-		posted: map[mpStream][]*mpBatch{}, bySeq: map[mpStream]map[int64]*mpEntry{}, seqOf: map[string]int64{},
+		posted: map[mpStream][]*mpBatch{}, bySeq: map[mpStream]map[int64]*importEntry{}, seqOf: map[string]int64{},
 	}
 	t.Logf("seed %d", g.seed)
 	// A test ending early (Fatal) stops its writers and readers first.
@@ -609,7 +597,7 @@ func TestMultiProcess_ThreeNodesKillOneMidIngest(t *testing.T) {
 		for _, topic := range []string{"funds", "fees"} {
 			s := mpStream{l, topic}
 			streams = append(streams, s)
-			g.bySeq[s] = map[int64]*mpEntry{}
+			g.bySeq[s] = map[int64]*importEntry{}
 		}
 	}
 
@@ -770,7 +758,7 @@ func mpSameEntry(a, b *client.Entry) bool {
 // checkWalk compares what a reader saw with what the writers were told:
 // entry k of the walk is the one acknowledged at sequence k+1, with its
 // amount; every posted id is there; the last balance is the sum.
-func checkWalk(t *testing.T, who string, w *mpWalk, bySeq map[int64]*mpEntry, posted []*mpBatch) {
+func checkWalk(t *testing.T, who string, w *mpWalk, bySeq map[int64]*importEntry, posted []*mpBatch) {
 	t.Helper()
 	if len(w.entries) != len(bySeq) {
 		t.Errorf("%s: %d entries, %d acknowledged", who, len(w.entries), len(bySeq))
