@@ -189,7 +189,7 @@ if [[ "${BENCH_PG:-1}" != 0 ]]; then
 		# server (server/bench_pg_test.go) against a bare net/http handler
 		# doing a plain pgx keyset read of the same rows.
 		go test -run '^$' -bench '^BenchmarkReportFeedPagePG$' -benchtime=1x -count="$pcount" -timeout 0 ./server | tee "$out/pg-rest.txt"
-		"$benchstat" -filter '.unit:(ratio_median OR store_req/s OR ref_req/s OR bolt_req/s OR store_cpu_us/req OR ref_cpu_us/req OR store_pg_cpu_us/req OR ref_pg_cpu_us/req)' "$out/pg-rest.txt" |
+		"$benchstat" -filter '.unit:(ratio_median OR store_req/s OR ref_req/s OR bolt_req/s OR store_cpu_us/req OR ref_cpu_us/req OR store_pg_cpu_us/req OR ref_pg_cpu_us/req OR excess_cpu_us/req)' "$out/pg-rest.txt" |
 			tee "$out/pg-rest-benchstat.txt"
 		echo "goals: REST page ratio >= 0.5 (vs the bare keyset read served by bare net/http)"
 	else

@@ -368,7 +368,8 @@ func (p pgCPU) total() time.Duration {
 // ratio ≥ 0.5. A third chunk in each round serves the same pages from the
 // bbolt store (bolt_req/s). CPU per page: *_cpu_us/req is this process's
 // (client + ledgerfeed or reference server), *_pg_cpu_us/req PostgreSQL's
-// (all its processes; absent on a server of another machine).
+// (all its processes; absent on a server of another machine), and
+// excess_cpu_us/req the store's sum of both less the reference's.
 func BenchmarkReportFeedPagePG(b *testing.B) {
 	cfg := reference.LoadConfig(b)
 	ctx := context.Background()
@@ -440,7 +441,7 @@ func BenchmarkReportFeedPagePG(b *testing.B) {
 	storeCall := rbPageCall(c, pgURLs, token)
 	refCall := rbPageCall(c, refURLs, "")
 	boltCall := rbPageCall(c, boltURLs, be.token)
-	var ratios, sr, rr, br, sc, rc, bc, spg, rpg []float64
+	var ratios, sr, rr, br, sc, rc, bc, spg, rpg, excess []float64
 	b.ResetTimer()
 	for i := 0; i <= cfg.Pairs; i++ {
 		r, rcpu, rpgcpu := load(refCall)
@@ -453,6 +454,7 @@ func BenchmarkReportFeedPagePG(b *testing.B) {
 		sr, rr, br = append(sr, s), append(rr, r), append(br, bt)
 		sc, rc, bc = append(sc, scpu), append(rc, rcpu), append(bc, bcpu)
 		spg, rpg = append(spg, spgcpu), append(rpg, rpgcpu)
+		excess = append(excess, scpu+spgcpu-rcpu-rpgcpu)
 	}
 	b.StopTimer()
 	reference.ReportRatios(b, ratios)
@@ -466,5 +468,9 @@ func BenchmarkReportFeedPagePG(b *testing.B) {
 	if pcpu.postmaster != 0 {
 		b.ReportMetric(med(spg), "store_pg_cpu_us/req")
 		b.ReportMetric(med(rpg), "ref_pg_cpu_us/req")
+		// The client's work is the same in both: what the server costs
+		// per page beyond the bare keyset read, in this process and in
+		// PostgreSQL.
+		b.ReportMetric(med(excess), "excess_cpu_us/req")
 	}
 }
