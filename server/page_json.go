@@ -192,8 +192,13 @@ func (a *reportAPI) restFeed(ctx context.Context, st *restState, pg *restPage, i
 	from uint64, cursor string, size int, opt ledger.ReadOptions, wait time.Duration) (*v1.GetFeedResponse, error) {
 	from = max(from, 1)
 	p := newPageJSON(st, `{"items":[`)
-	if err := a.readPage(p, id, topic, from, size, opt); err != nil {
-		return nil, storeErr(id, err)
+	// A long poll where the fan-out knows the feed ends (the next poll of
+	// a follower it has just answered) goes straight to the wait: WaitFeed
+	// reads whatever a commit brings.
+	if wait <= 0 || !a.reader.AtEnd(id, topic, from) {
+		if err := a.readPage(p, id, topic, from, size, opt); err != nil {
+			return nil, storeErr(id, err)
+		}
 	}
 	next, tryLater := from, p.n == 0
 	if p.n > 0 {
