@@ -88,6 +88,18 @@ func TestReportAPI_LongPollShared(t *testing.T) {
 		if len(next.Items) != 0 || !*next.TryLater {
 			t.Fatalf("after long poll %d: %+v", i, next)
 		}
+		// A long poll there now (where the fan-out has just read the
+		// end) that runs out: no items, the same cursor.
+		if i == 0 || i == plain {
+			q := url.Values{"cursor": {*p.Cursor}, "wait": {"200ms"}}
+			if withGDPR {
+				q.Set("includeGDPRSensitiveData", "true")
+			}
+			r, again := e.get(feedPath(ledgerA, "funds"), q)
+			if r.code != 200 || len(again.Items) != 0 || !*again.TryLater || *again.Cursor != *p.Cursor {
+				t.Fatalf("expired long poll after %d: %d %s", i, r.code, r.body)
+			}
+		}
 	}
 }
 

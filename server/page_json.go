@@ -191,18 +191,21 @@ func (a *reportAPI) readPage(p *pageJSON, id string, topic ledger.Topic, from ui
 func (a *reportAPI) restFeed(ctx context.Context, st *restState, pg *restPage, id string, topic ledger.Topic,
 	from uint64, cursor string, size int, opt ledger.ReadOptions, wait time.Duration) (*v1.GetFeedResponse, error) {
 	from = max(from, 1)
-	p := newPageJSON(st, `{"items":[`)
+	const head = `{"items":[`
 	// A long poll where the fan-out knows the feed ends (the next poll of
 	// a follower it has just answered) goes straight to the wait: WaitFeed
-	// reads whatever a commit brings.
+	// reads whatever a commit brings. Such a poll takes no pooled page
+	// buffer while it waits, nor after it unless its page needs one.
+	var p *pageJSON
+	next, tryLater := from, true
 	if wait <= 0 || !a.reader.AtEnd(id, topic, from) {
+		p = newPageJSON(st, head)
 		if err := a.readPage(p, id, topic, from, size, opt); err != nil {
 			return nil, storeErr(id, err)
 		}
-	}
-	next, tryLater := from, p.n == 0
-	if p.n > 0 {
-		next = p.last + 1
+		if p.n > 0 {
+			next, tryLater = p.last+1, false
+		}
 	}
 	if tryLater && wait > 0 {
 		release, err := a.srv.polls.acquire(principalOf(ctx).ClientID)
@@ -219,11 +222,19 @@ func (a *reportAPI) restFeed(ctx context.Context, st *restState, pg *restPage, i
 		if page.Shared() && !tryLater {
 			return a.sharedFeed(pg, id, topic, page, opt.GDPR)
 		}
-		p.entries(page.Entries)
+		if len(page.Entries) > 0 && p == nil {
+			p = newPageJSON(st, head)
+		}
+		if p != nil {
+			p.entries(page.Entries)
+		}
 	}
 	out := &v1.GetFeedResponse{TryLater: tryLater, Cursor: cursor}
 	if !tryLater || cursor == "" {
 		out.Cursor = a.cursors.Feed(id, topic, next)
+	}
+	if p == nil { // no items: a small answer of its own
+		p = &pageJSON{b: append(make([]byte, 0, len(head)+32+len(out.Cursor)), head...)}
 	}
 	p.b = appendFeedTail(p.b, out)
 	pg.resp, pg.json = out, p.b
