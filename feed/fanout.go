@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"errors"
 	"math"
 	"reflect"
 	"sync"
@@ -281,37 +282,46 @@ func isOpen(ch <-chan struct{}) bool {
 
 // memo holds what callers made of one shared page (Page.Memo).
 type memo struct {
-	mu   sync.Mutex
-	vals []memoVal
+	mu   sync.Mutex // guards vals; never held while a value is built
+	vals []*memoVal
 }
 
 type memoVal struct {
-	key any
-	val any
-	err error
+	key  any
+	done chan struct{} // closed once val and err are set
+	val  any
+	err  error
 }
+
+// errMemoPanic is what the other callers get when build panicked.
+var errMemoPanic = errors.New("building a shared page's value panicked")
 
 // Memo returns build(), made once for all the followers a page was handed
 // to when the page is shared (the first caller builds, the others wait for
 // it and get the same value and error), and made by each caller otherwise.
 // key (comparable) names what is made, so that callers making different
 // things of one page each get their own; build must depend only on the
-// page and key.
+// page and key. The followers of a page wake together: those waiting for
+// a value are released together when it is made, not one by one.
 func (p Page) Memo(key any, build func() (any, error)) (any, error) {
 	m := p.memo
 	if m == nil {
 		return build()
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	for _, v := range m.vals {
 		if v.key == key {
+			m.mu.Unlock()
+			<-v.done
 			return v.val, v.err
 		}
 	}
-	v, err := build()
-	m.vals = append(m.vals, memoVal{key, v, err})
-	return v, err
+	v := &memoVal{key: key, done: make(chan struct{}), err: errMemoPanic}
+	m.vals = append(m.vals, v)
+	m.mu.Unlock()
+	defer close(v.done)
+	v.val, v.err = build()
+	return v.val, v.err
 }
 
 // Shared reports whether p was handed to several followers (Memo keeps
