@@ -142,17 +142,6 @@ func (f *fanout) join(ledgerID string, topic ledger.Topic, from uint64, limit in
 	return r
 }
 
-// atEnd reports whether the log (ledgerID, topic) is known to hold no
-// entry at or after from: its dispatcher's last read, made in the notifier
-// generation still open, found the log ending at or before from (the test
-// join uses to skip its read). False means not known.
-func (f *fanout) atEnd(ledgerID string, topic ledger.Topic, from uint64) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	lr := f.logs[logKey{ledgerID, topic}]
-	return lr != nil && from >= lr.end && isOpen(lr.gen)
-}
-
 // leave takes the caller out of r's waiters; the last one out drops an
 // unpublished round.
 func (f *fanout) leave(ledgerID string, topic ledger.Topic, r *round) {

@@ -84,15 +84,6 @@ func (r *Reader) WaitFeed(ctx context.Context, ledgerID string, topic ledger.Top
 	}
 }
 
-// AtEnd reports whether the feed of (ledgerID, topic) is known, without a
-// read, to hold no entry at or after from: the fan-out's last read of the
-// log, with no commit since, found it ending there (waits at the end of a
-// followed log learn it). False means not known, not that entries are
-// there. A caller about to WaitFeed at from may skip its own read first.
-func (r *Reader) AtEnd(ledgerID string, topic ledger.Topic, from uint64) bool {
-	return r.fan.atEnd(ledgerID, topic, max(from, 1))
-}
-
 // Start returns the sequence a feed starts at without a cursor: the
 // beginning; with now set, the current end of the log; with fromDate set,
 // the first entry of that ledger date or of the first later date.

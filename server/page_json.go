@@ -191,21 +191,13 @@ func (a *reportAPI) readPage(p *pageJSON, id string, topic ledger.Topic, from ui
 func (a *reportAPI) restFeed(ctx context.Context, st *restState, pg *restPage, id string, topic ledger.Topic,
 	from uint64, cursor string, size int, opt ledger.ReadOptions, wait time.Duration) (*v1.GetFeedResponse, error) {
 	from = max(from, 1)
-	const head = `{"items":[`
-	// A long poll where the fan-out knows the feed ends (the next poll of
-	// a follower it has just answered) goes straight to the wait: WaitFeed
-	// reads whatever a commit brings. Such a poll takes no pooled page
-	// buffer while it waits, nor after it unless its page needs one.
-	var p *pageJSON
-	next, tryLater := from, true
-	if wait <= 0 || !a.reader.AtEnd(id, topic, from) {
-		p = newPageJSON(st, head)
-		if err := a.readPage(p, id, topic, from, size, opt); err != nil {
-			return nil, storeErr(id, err)
-		}
-		if p.n > 0 {
-			next, tryLater = p.last+1, false
-		}
+	p := newPageJSON(st, `{"items":[`)
+	if err := a.readPage(p, id, topic, from, size, opt); err != nil {
+		return nil, storeErr(id, err)
+	}
+	next, tryLater := from, p.n == 0
+	if p.n > 0 {
+		next = p.last + 1
 	}
 	if tryLater && wait > 0 {
 		release, err := a.srv.polls.acquire(principalOf(ctx).ClientID)
@@ -219,22 +211,14 @@ func (a *reportAPI) restFeed(ctx context.Context, st *restState, pg *restPage, i
 			return nil, storeErr(id, err)
 		}
 		next, tryLater = page.Next, page.TryLater
-		if page.Shared() && !tryLater {
+		if page.Shared() && !tryLater && len(page.Entries) >= minSharedBody {
 			return a.sharedFeed(pg, id, topic, page, opt.GDPR)
 		}
-		if len(page.Entries) > 0 && p == nil {
-			p = newPageJSON(st, head)
-		}
-		if p != nil {
-			p.entries(page.Entries)
-		}
+		p.entries(page.Entries)
 	}
 	out := &v1.GetFeedResponse{TryLater: tryLater, Cursor: cursor}
 	if !tryLater || cursor == "" {
 		out.Cursor = a.cursors.Feed(id, topic, next)
-	}
-	if p == nil { // no items: a small answer of its own
-		p = &pageJSON{b: append(make([]byte, 0, len(head)+32+len(out.Cursor)), head...)}
 	}
 	p.b = appendFeedTail(p.b, out)
 	pg.resp, pg.json = out, p.b
@@ -249,6 +233,14 @@ func appendFeedTail(b []byte, out *v1.GetFeedResponse) []byte {
 	b = appendStringFast(b, out.Cursor)
 	return append(b, '}')
 }
+
+// minSharedBody is the fewest items of a shared page whose JSON the long
+// polls that got it share. Sharing makes every poll of the round wait for
+// the one that writes the body, which on 2 busy cores may not be running;
+// a page of a few items (a long poll's usual answer: what one commit
+// brought) each poll writes in a few microseconds, less than that wait
+// can cost. A big page (a backlog, a large batch) is written once.
+const minSharedBody = 32
 
 // sharedFeedKey names a long poll's answer made of a shared page
 // (feed.Page.Memo): everything the answer's bytes depend on besides the
