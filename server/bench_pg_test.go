@@ -66,22 +66,7 @@ func rbPGServe(b *testing.B, st *pgstore.Store) (base, token string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := New(Config{Store: st, Auth: a, DataDir: dir, HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
-		ShutdownTimeout: 5 * time.Second, Limits: Limits{MaxLongPollsPerClient: 4 * rbConns}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx) }()
-	b.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			b.Error("Serve did not return")
-		}
-	})
+	srv := rbServe(b, Config{Store: st, Auth: a, DataDir: dir})
 	return "http://" + srv.HTTPAddr().String(), tok.AccessToken
 }
 

@@ -91,22 +91,7 @@ func newRBEnv(b *testing.B) *rbEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := New(Config{Store: st, Auth: a, HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
-		ShutdownTimeout: 5 * time.Second, Limits: Limits{MaxLongPollsPerClient: 4 * rbConns}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx) }()
-	b.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			b.Error("Serve did not return")
-		}
-	})
+	srv := rbServe(b, Config{Store: st, Auth: a})
 	conn, err := grpc.NewClient(srv.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		b.Fatal(err)
@@ -663,4 +648,28 @@ func rbWakeRef(n, rate int, d time.Duration) []float64 {
 	close(stop)
 	wg.Wait()
 	return slices.Concat(lats...)
+}
+
+// rbServe runs a server with cfg on loopback ports, long polls allowed for
+// every benchmark connection, until the benchmark ends.
+func rbServe(b *testing.B, cfg Config) *Server {
+	b.Helper()
+	cfg.HTTPAddr, cfg.GRPCAddr, cfg.ShutdownTimeout = "127.0.0.1:0", "127.0.0.1:0", 5*time.Second
+	cfg.Limits.MaxLongPollsPerClient = 4 * rbConns
+	srv, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx) }()
+	b.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			b.Error("Serve did not return")
+		}
+	})
+	return srv
 }
