@@ -219,8 +219,10 @@ func (s *Store) tryCommitMode(ledgerID string, reqs []*appendReq, readIDs bool) 
 		var ids []string // of both topics: the few stored under the other topic are read and ignored
 		for _, r := range reqs {
 			r.res, r.err = ledger.AppendResult{}, nil
-			for _, e := range r.in {
-				ids = append(ids, e.EntryID)
+			if readIDs {
+				for _, e := range r.in {
+					ids = append(ids, e.EntryID)
+				}
 			}
 		}
 		// One round trip: lock the ledger row (every later statement of this
