@@ -35,18 +35,21 @@ const maxAuditBatch = 512
 // of a batch (FlushAudit does not wait).
 const auditGather = 5 * time.Millisecond
 
-type auditItem struct {
-	ev    ledger.AuditEvent
-	flush chan struct{} // set on a flush marker instead of an event
-}
-
+// auditWriter writes queued audit events in batches. Events wait in
+// pending; the writer goroutine is woken once per batch (by the first event,
+// a full batch, a flush or close), not once per event: a read's audit costs
+// it an append under a mutex, so a commit that answers many long polls at
+// once does not also switch to the writer after each answer.
 type auditWriter struct {
-	a *Service
+	a     *Service
+	queue int // most events pending; more are written by the caller
 
-	mu     sync.RWMutex // held for writing only to close ch
-	closed bool
-	ch     chan auditItem
-	done   chan struct{}
+	mu      sync.Mutex
+	closed  bool
+	pending []ledger.AuditEvent
+	flushes []chan struct{} // closed once the events before them are written
+	wake    chan struct{}   // cap 1: the writer has something to do
+	done    chan struct{}
 
 	errMu sync.Mutex
 	err   error // the first failed write
@@ -54,39 +57,44 @@ type auditWriter struct {
 
 func (w *auditWriter) start(a *Service, queue int) {
 	w.a = a
-	w.ch = make(chan auditItem, queue)
+	w.queue = queue
+	w.wake = make(chan struct{}, 1)
 	w.done = make(chan struct{})
 	go w.run()
 }
 
-func (w *auditWriter) enqueue(ev ledger.AuditEvent) {
-	w.mu.RLock()
-	if !w.closed {
-		select {
-		case w.ch <- auditItem{ev: ev}:
-			w.mu.RUnlock()
-			return
-		default:
-		}
+func (w *auditWriter) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default: // already signalled: the writer will look
 	}
-	w.mu.RUnlock()
-	w.write([]ledger.AuditEvent{ev})
+}
+
+func (w *auditWriter) enqueue(ev ledger.AuditEvent) {
+	w.mu.Lock()
+	if w.closed || len(w.pending) >= w.queue {
+		w.mu.Unlock()
+		w.write([]ledger.AuditEvent{ev})
+		return
+	}
+	w.pending = append(w.pending, ev)
+	n := len(w.pending)
+	w.mu.Unlock()
+	if n == 1 || n == maxAuditBatch {
+		w.signal()
+	}
 }
 
 func (w *auditWriter) flush(ctx context.Context) error {
 	done := make(chan struct{})
-	w.mu.RLock()
+	w.mu.Lock()
 	if w.closed {
-		w.mu.RUnlock()
-		return nil // Close has written everything; later events are written synchronously
+		w.mu.Unlock()
+		return nil // close has written everything; later events are written synchronously
 	}
-	select {
-	case w.ch <- auditItem{flush: done}:
-	case <-ctx.Done():
-		w.mu.RUnlock()
-		return ctx.Err()
-	}
-	w.mu.RUnlock()
+	w.flushes = append(w.flushes, done)
+	w.mu.Unlock()
+	w.signal()
 	select {
 	case <-done:
 		return nil
@@ -97,53 +105,40 @@ func (w *auditWriter) flush(ctx context.Context) error {
 
 func (w *auditWriter) run() {
 	defer close(w.done)
-	batch := make([]ledger.AuditEvent, 0, maxAuditBatch)
-	var flushes []chan struct{}
-	add := func(it auditItem) {
-		if it.flush != nil {
-			flushes = append(flushes, it.flush)
-		} else {
-			batch = append(batch, it.ev)
-		}
-	}
 	gather := time.NewTimer(time.Hour)
 	gather.Stop()
-	for it := range w.ch {
-		add(it)
+	for {
+		<-w.wake
 		// Gather for a moment before writing: under load, one commit (and
 		// fsync) then carries many events instead of a few, which is most
-		// of what an audited read costs. A flush request writes at once.
-		gather.Reset(auditGather)
-	wait:
-		for len(batch) < maxAuditBatch && len(flushes) == 0 {
+		// of what an audited read costs. A flush, close or full batch
+		// writes at once.
+		w.mu.Lock()
+		urgent := w.closed || len(w.flushes) > 0 || len(w.pending) >= maxAuditBatch
+		w.mu.Unlock()
+		if !urgent {
+			gather.Reset(auditGather)
 			select {
-			case it, ok := <-w.ch:
-				if !ok {
-					break wait
-				}
-				add(it)
 			case <-gather.C:
-				break wait
+			case <-w.wake:
+				gather.Stop()
 			}
 		}
-		gather.Stop()
-	more:
-		for len(batch) < maxAuditBatch {
-			select {
-			case it, ok := <-w.ch:
-				if !ok {
-					break more
-				}
-				add(it)
-			default:
-				break more
-			}
+		w.mu.Lock()
+		batch, flushes, closed := w.pending, w.flushes, w.closed
+		w.pending, w.flushes = nil, nil
+		w.mu.Unlock()
+		for len(batch) > 0 {
+			n := min(len(batch), maxAuditBatch)
+			w.write(batch[:n])
+			batch = batch[n:]
 		}
-		w.write(batch)
 		for _, f := range flushes {
 			close(f)
 		}
-		batch, flushes = batch[:0], flushes[:0]
+		if closed {
+			return
+		}
 	}
 }
 
@@ -170,8 +165,8 @@ func (w *auditWriter) close() error {
 		return nil
 	}
 	w.closed = true
-	close(w.ch)
 	w.mu.Unlock()
+	w.signal()
 	<-w.done
 	w.errMu.Lock()
 	defer w.errMu.Unlock()
