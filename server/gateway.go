@@ -47,6 +47,10 @@ func (s *Server) newGateway() (*runtime.ServeMux, error) {
 		runtime.WithForwardResponseOption(forwardStatus),
 		runtime.WithDisableHTTPMethodOverride(),
 		runtime.WithForwardResponseRewriter(preEncode),
+		// Every answer carries its length, however long: a client can size
+		// its buffer, and a long poll's answer can be sent as soon as it is
+		// written (rest.go) without turning chunked.
+		runtime.WithWriteContentLength(),
 	)
 	ctx := context.Background()
 	if err := v1.RegisterAdminServiceHandlerServer(ctx, mux, localAdmin{s: s, api: s.adminSrv}); err != nil {

@@ -51,6 +51,11 @@ func TestReportAPI_LongPollShared(t *testing.T) {
 				t.Errorf("long poll %d: %d %v %s", i, r.StatusCode, err, b.Bytes())
 				return
 			}
+			// The answer is sent as soon as it is written (rest.go), still
+			// whole with its length: not chunked.
+			if r.ContentLength != int64(b.Len()) || len(r.TransferEncoding) != 0 {
+				t.Errorf("long poll %d: Content-Length %d, Transfer-Encoding %v, body %d bytes", i, r.ContentLength, r.TransferEncoding, b.Len())
+			}
 			bodies[i] = b.Bytes()
 		}()
 	}
@@ -231,5 +236,50 @@ func TestRestFeed_SharedBody(t *testing.T) {
 			}
 		}
 		return
+	}
+}
+
+// TestReportAPI_LongPollAnswerLength: a long poll's answer is sent as soon
+// as it is written (rest.go) and still carries its length, small (one
+// entry) or large: never chunked.
+func TestReportAPI_LongPollAnswerLength(t *testing.T) {
+	e := newReportEnv(t, Limits{MaxLongPollsPerClient: 4})
+	_, end := e.get(feedPath(ledgerA, "funds"), url.Values{"from": {"now"}})
+	cursor := *end.Cursor
+	for _, n := range []int{1, 200} {
+		type answer struct {
+			r    *http.Response
+			body []byte
+			err  error
+		}
+		got := make(chan answer, 1)
+		go func() {
+			q := url.Values{"cursor": {cursor}, "wait": {"30s"}}
+			req, _ := http.NewRequest("GET", e.base+feedPath(ledgerA, "funds")+"?"+q.Encode(), nil)
+			req.Header.Set("Authorization", "Bearer "+e.partner)
+			r, err := http.DefaultClient.Do(req)
+			if err != nil {
+				got <- answer{err: err}
+				return
+			}
+			defer r.Body.Close()
+			var b bytes.Buffer
+			_, err = b.ReadFrom(r.Body)
+			got <- answer{r, b.Bytes(), err}
+		}()
+		waitPolls(t, e.srv, "acme", 1)
+		e.add(ledgerA, ledger.TopicFunds, "2024-01-01", n)
+		a := <-got
+		if a.err != nil || a.r.StatusCode != 200 {
+			t.Fatalf("%d entries: %v %v %s", n, a.err, a.r, a.body)
+		}
+		if a.r.ContentLength != int64(len(a.body)) || len(a.r.TransferEncoding) != 0 {
+			t.Fatalf("%d entries: Content-Length %d, Transfer-Encoding %v, body %d bytes", n, a.r.ContentLength, a.r.TransferEncoding, len(a.body))
+		}
+		var p page
+		if err := json.Unmarshal(a.body, &p); err != nil || len(p.Items) != n || *p.TryLater {
+			t.Fatalf("%d entries: %v\n%.300s", n, err, a.body)
+		}
+		cursor = *p.Cursor
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 )
 
@@ -40,8 +41,25 @@ func (s *Server) rest(maxBody int64, h http.Handler) http.Handler {
 			}
 			s.log.Debug("request", append([]any{"contextId", id, "method", r.Method, "path", r.URL.Path}, sys...)...)
 		}
+		// A commit wakes every long poll parked at the log's end at once,
+		// and each poller asks again as soon as it has its answer. So that
+		// the answers go out first, a long poll steps back twice: before its
+		// request is handled (answers already woken run first; the new
+		// request parks again anyway), and once its answer is sent (sent
+		// now, whole, with the length the gateway sets; the connection's
+		// own finishing waits behind the other answers). Nothing is
+		// skipped or reordered within a request; only which goroutine runs
+		// first changes.
+		longPoll := strings.Contains(r.URL.RawQuery, "wait=")
+		if longPoll {
+			runtime.Gosched()
+		}
 		h.ServeHTTP(w, r)
 		st.finish()
+		if longPoll && hdr.Get("Content-Length") != "" {
+			_ = http.NewResponseController(w).Flush()
+			runtime.Gosched()
+		}
 	})
 }
 
