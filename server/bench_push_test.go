@@ -509,8 +509,10 @@ func rbPushLatency(b *testing.B, subs, polls int, split, lean bool) {
 	var childIn io.WriteCloser
 	if split {
 		plan.Out = filepath.Join(b.TempDir(), "receipts.json")
-		restore := rbPin(b, 0)
-		defer restore()
+		if os.Getenv("LEDGERFEED_BENCH_PUSH_PIN") != "0" {
+			restore := rbPin(b, 0)
+			defer restore()
+		}
 		child, childIn = rbStartChild(b, plan)
 		defer func() { // on a failure before the wait below
 			childIn.Close()
