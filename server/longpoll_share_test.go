@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"sync"
@@ -279,6 +280,76 @@ func TestReportAPI_LongPollAnswerLength(t *testing.T) {
 		var p page
 		if err := json.Unmarshal(a.body, &p); err != nil || len(p.Items) != n || *p.TryLater {
 			t.Fatalf("%d entries: %v\n%.300s", n, err, a.body)
+		}
+		cursor = *p.Cursor
+	}
+}
+
+// TestReportAPI_LongPollEarlyAnswer: a long poll woken by a commit sends
+// its answer itself (page_json.go sendEarly), ahead of the gateway; it must
+// be the answer the gateway gives: the same status, headers and bytes as a
+// plain read of the same page afterwards, for a page of its own and for a
+// shared one (minSharedBody).
+func TestReportAPI_LongPollEarlyAnswer(t *testing.T) {
+	e := newReportEnv(t, Limits{MaxLongPollsPerClient: 8})
+	_, end := e.get(feedPath(ledgerA, "funds"), url.Values{"from": {"now"}})
+	cursor := *end.Cursor
+	do := func(q url.Values) (*http.Response, []byte) {
+		req, _ := http.NewRequest("GET", e.base+feedPath(ledgerA, "funds")+"?"+q.Encode(), nil)
+		req.Header.Set("Authorization", "Bearer "+e.partner)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return nil, nil
+		}
+		defer r.Body.Close()
+		var b bytes.Buffer
+		if _, err := b.ReadFrom(r.Body); err != nil {
+			t.Error(err)
+		}
+		return r, b.Bytes()
+	}
+	for _, tc := range []struct {
+		polls, entries int
+	}{{1, 1}, {3, minSharedBody + 2}} {
+		q := url.Values{"cursor": {cursor}, "wait": {"30s"}, "pageSize": {"500"}}
+		type answer struct {
+			r    *http.Response
+			body []byte
+		}
+		got := make(chan answer, tc.polls)
+		for range tc.polls {
+			go func() {
+				r, b := do(q)
+				got <- answer{r, b}
+			}()
+		}
+		waitPolls(t, e.srv, "acme", tc.polls)
+		e.add(ledgerA, ledger.TopicFunds, "2024-01-01", tc.entries)
+		q.Del("wait")
+		plain, plainBody := do(q)
+		if t.Failed() {
+			t.FailNow()
+		}
+		for range tc.polls {
+			a := <-got
+			if a.r == nil {
+				t.FailNow()
+			}
+			if a.r.StatusCode != plain.StatusCode || !bytes.Equal(a.body, plainBody) {
+				t.Fatalf("%d entries: long poll %d %s\nplain read %d %s", tc.entries, a.r.StatusCode, a.body, plain.StatusCode, plainBody)
+			}
+			for _, h := range []http.Header{a.r.Header, plain.Header} {
+				h.Del("Date")
+				h.Del(headerRequestID)
+			}
+			if fmt.Sprint(a.r.Header) != fmt.Sprint(plain.Header) {
+				t.Fatalf("%d entries: long poll headers %v\nplain read headers %v", tc.entries, a.r.Header, plain.Header)
+			}
+		}
+		var p page
+		if err := json.Unmarshal(plainBody, &p); err != nil || len(p.Items) != tc.entries {
+			t.Fatalf("%d entries: %v %s", tc.entries, err, plainBody)
 		}
 		cursor = *p.Cursor
 	}

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"errors"
+	"net/http"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -199,7 +201,8 @@ func (a *reportAPI) restFeed(ctx context.Context, st *restState, pg *restPage, i
 	if p.n > 0 {
 		next = p.last + 1
 	}
-	if tryLater && wait > 0 {
+	waited := tryLater && wait > 0
+	if waited {
 		release, err := a.srv.polls.acquire(principalOf(ctx).ClientID)
 		if err != nil {
 			return nil, err
@@ -212,7 +215,11 @@ func (a *reportAPI) restFeed(ctx context.Context, st *restState, pg *restPage, i
 		}
 		next, tryLater = page.Next, page.TryLater
 		if page.Shared() && !tryLater && len(page.Entries) >= minSharedBody {
-			return a.sharedFeed(pg, id, topic, page, opt.GDPR)
+			out, err := a.sharedFeed(pg, id, topic, page, opt.GDPR)
+			if err == nil {
+				sendEarly(st, size, pg.json)
+			}
+			return out, err
 		}
 		p.entries(page.Entries)
 	}
@@ -222,7 +229,34 @@ func (a *reportAPI) restFeed(ctx context.Context, st *restState, pg *restPage, i
 	}
 	p.b = appendFeedTail(p.b, out)
 	pg.resp, pg.json = out, p.b
+	if waited && !tryLater {
+		sendEarly(st, size, p.b) // woken by a commit
+	}
 	return out, nil
+}
+
+// sendEarly sends a long poll's answer, woken by a commit, as soon as it is
+// written, rather than after the chain and the gateway have finished the
+// call: a commit wakes every poll parked at the log's end at once, and each
+// of them then answers before any does its bookkeeping (audit, metrics,
+// the connection's own finishing). The answer is the same as the gateway's:
+// status 200 and the headers it sets (Content-Type of wireJSON,
+// Vipps-Feed-Page-Size from sendPageSize, Content-Length);
+// TestReportAPI_LongPollEarlyAnswer compares them. After it, the gateway
+// writes nothing (preEncode) and an error is only logged (answered).
+func sendEarly(st *restState, size int, body []byte) {
+	if st.w == nil || st.sent {
+		return
+	}
+	h := st.w.Header()
+	h.Set("Content-Type", wireJSON{}.ContentType(nil))
+	h.Set(restHeaders[mdFeedPageSize], strconv.Itoa(size))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	st.w.WriteHeader(http.StatusOK)
+	st.sent = true
+	_, _ = st.w.Write(body)
+	_ = http.NewResponseController(st.w).Flush()
+	runtime.Gosched() // the other answers of the commit next
 }
 
 // appendFeedTail appends what follows a feed answer's items.

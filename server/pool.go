@@ -56,6 +56,9 @@ func preEncode(ctx context.Context, resp proto.Message) (any, error) {
 	if st == nil {
 		return resp, nil
 	}
+	if st.sent { // sent already (page_json.go sendEarly): nothing more to write
+		return preEncoded(nil), nil
+	}
 	if pg := restPageOf(ctx); pg != nil && pg.resp != nil { // page_json.go
 		if pg.resp != resp {
 			// The page's message carries no items: never answer it

@@ -33,6 +33,12 @@ type restState struct {
 	id        string
 	decodeErr error
 	done      []func() // run once the answer is written (pool.go)
+
+	// w is the answer's writer, kept for a long poll only: a long poll woken
+	// by a commit sends its answer the moment it is written (page_json.go
+	// sendEarly), and sent tells everything after that it is gone.
+	w    http.ResponseWriter
+	sent bool
 }
 
 type restStateKey struct{}
@@ -61,6 +67,9 @@ func contextIDOf(r *http.Request, w http.ResponseWriter) string {
 // httpError answers a REST request with the problem of err, mapped by the
 // error table (unknown errors are logged and become "internal error").
 func (s *Server) httpError(w http.ResponseWriter, r *http.Request, err error) {
+	if s.answered(r, err) {
+		return
+	}
 	id := contextIDOf(r, w)
 	if row, ok := rowOfError(err); ok && row.restOnly {
 		writeProblem(w, r, row, detailOf(err), id)
@@ -69,10 +78,24 @@ func (s *Server) httpError(w http.ResponseWriter, r *http.Request, err error) {
 	s.writeStatus(w, r, toStatus(s.log, id, r.Method+" "+r.URL.Path, err))
 }
 
+// answered reports (and logs) an error of a REST request whose answer was
+// already sent (restState.sent): nothing may be written after it.
+func (s *Server) answered(r *http.Request, err error) bool {
+	st := restStateOf(r.Context())
+	if st == nil || !st.sent {
+		return false
+	}
+	s.log.Error("error after the answer was sent", "contextId", st.id, "path", r.URL.Path, "err", err)
+	return true
+}
+
 // writeStatus answers a REST request with the problem of a gRPC status: the
 // HTTP status and errorCode of its row in the error table, the status
 // message as detail, Retry-After for a rate limit, WWW-Authenticate for 401.
 func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, st *status.Status) {
+	if s.answered(r, st.Err()) {
+		return
+	}
 	id := contextIDOf(r, w)
 	row := rowOfStatus(st)
 	detail := st.Message()

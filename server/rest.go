@@ -52,11 +52,12 @@ func (s *Server) rest(maxBody int64, h http.Handler) http.Handler {
 		// first changes.
 		longPoll := strings.Contains(r.URL.RawQuery, "wait=")
 		if longPoll {
+			st.w = w // page_json.go sendEarly
 			runtime.Gosched()
 		}
 		h.ServeHTTP(w, r)
 		st.finish()
-		if longPoll && hdr.Get("Content-Length") != "" {
+		if longPoll && !st.sent && hdr.Get("Content-Length") != "" {
 			_ = http.NewResponseController(w).Flush()
 			runtime.Gosched()
 		}
