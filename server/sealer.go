@@ -22,6 +22,11 @@ const (
 	sealBatch    = 500             // dates signed and stored per write
 	sealRescan   = 2 * time.Second // how often new ledgers are looked for
 	sealWakeSize = 64
+	// sealSettle is how long a watcher waits after a change before it wakes
+	// the sealer: the changes of that while are looked at once, and the
+	// sealer's read never runs in the moment after a commit, when the
+	// commit's followers are being answered.
+	sealSettle = 50 * time.Millisecond
 )
 
 // sealStore is what the sealer uses of the store.
@@ -122,13 +127,24 @@ func (z *sealer) watchAll(ctx context.Context, wg *sync.WaitGroup, watched, due 
 	}
 }
 
-// watch sends id to the sealer after each change of its funds log.
+// watch sends id to the sealer after each change of its funds log, sealSettle
+// later. The sealer reads the ledger after the new change channel is taken,
+// so a change before that is in what it reads and one after fires the
+// channel.
 func (z *sealer) watch(ctx context.Context, id string, ch <-chan struct{}) {
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ch:
+		}
+		settle.Reset(sealSettle)
+		select {
+		case <-ctx.Done():
+			return
+		case <-settle.C:
 		}
 		if !z.store.Ready() {
 			return
