@@ -46,6 +46,7 @@ func (s *Server) registerHTTPAPI(mux *http.ServeMux) {
 	s.handle(mux, "/admin/", "admin", s.rest(body, s.gateway))
 	s.handle(mux, "/settlement/", "report", s.rest(body, reportQuery(s.gateway)))
 	s.handle(mux, "/report/", "report", s.rest(body, reportQuery(s.gateway)))
+	s.handle(mux, feedPattern, "report", s.rest(body, reportQuery(s.feedREST(s.gateway))))
 	s.handle(mux, "GET "+downloadPath+"{token}", "download", s.rest(body, http.HandlerFunc(s.handleDownload)))
 	s.handle(mux, "GET /report/v1/ledgertransactions", "ledgertransactions", s.rest(body, http.HandlerFunc(s.handleLedgerTransactions)))
 	s.handle(mux, "POST /accesstoken/get", "token", s.rest(tokenMaxBodyBytes, http.HandlerFunc(s.handleAccessTokenGet)))
