@@ -50,9 +50,13 @@ import (
 // commit→receive (from its return; negative when the follower was woken
 // before Append returned, counted as 0). Times are CLOCK_MONOTONIC, which
 // both processes of a split run read alike. Goals: commit→receive p99 < 2 ms,
-// append→receive p99 < 10 ms. ref_wake_* is the bare floor on the machine as
-// loaded at the time (on the server's core in a split run): as many
-// goroutines as followers woken by a channel close at the same rate.
+// append→receive p99 < 10 ms. last_commit_* is, per commit, its last
+// receipt. A split run alternates its chunks with a bare reference
+// (reference.LongPoll: net/http long polls woken by a channel, as many
+// followers), reported as ref_*, and ratio_p99 (ours ÷ the reference's
+// commit→receive p99, median of the pairs) says how far above this
+// machine's floor, as loaded at the time, the server is. ref_wake_* is the
+// floor of waking as many goroutines by a channel close.
 //
 // Sub-benchmarks are named mode/subscribers+pollers. Modes: split, inproc
 // (see above; LEDGERFEED_BENCH_PUSH_MODE=split or inproc runs one). Mixes:
@@ -105,6 +109,7 @@ const rbPushRate = 50 // appends/s; an fsync-bound Append takes ~5–20 ms here:
 // the child process as JSON in rbPushChildEnv.
 type rbPushPlan struct {
 	Base, GRPC, Token string
+	Path              string // the feed's path on Base
 	Subs, Polls       int
 	First, Total      int    // pspReferences First … First+Total-1 are timed
 	Lean              bool   // long polls by rbLeanPoller, not net/http's Client
@@ -283,7 +288,7 @@ type rbPoll func(q string, w *rbFeedWire) (int64, error)
 // connection, as most partners' programs poll.
 func (f *rbFollowers) stdPoller(ctx context.Context, plan rbPushPlan) rbPoll {
 	return func(q string, w *rbFeedWire) (int64, error) {
-		req, _ := http.NewRequestWithContext(ctx, "GET", plan.Base+"/report/v2/ledgers/"+rbLedger+"/funds/feed?"+q, nil)
+		req, _ := http.NewRequestWithContext(ctx, "GET", plan.Base+plan.Path+"?"+q, nil)
 		req.Header.Set("Authorization", "Bearer "+plan.Token)
 		r, err := f.http.Do(req)
 		if err != nil {
@@ -317,7 +322,9 @@ func rbLeanPoller(ctx context.Context, plan rbPushPlan) rbPoll {
 			context.AfterFunc(ctx, func() { c.Close() })
 			conn, br = c, bufio.NewReaderSize(c, 64<<10)
 		}
-		req = append(req[:0], "GET /report/v2/ledgers/"+rbLedger+"/funds/feed?"...)
+		req = append(req[:0], "GET "...)
+		req = append(req, plan.Path...)
+		req = append(req, '?')
 		req = append(req, q...)
 		req = append(req, " HTTP/1.1\r\nHost: "...)
 		req = append(req, host...)
@@ -506,25 +513,202 @@ func rbPushLatency(b *testing.B, subs, polls int, split, lean bool) {
 	cfg := reference.LoadConfig(b)
 	e := newRBEnv(b)
 	e.add(b, 10)
-	total := int(float64(cfg.Pairs+1) * cfg.Chunk.Seconds() * rbPushRate)
-	warm := int(cfg.Chunk.Seconds() * rbPushRate)
-	plan := rbPushPlan{Base: e.base, GRPC: e.srv.GRPCAddr().String(), Token: e.token,
-		Subs: subs, Polls: polls, First: e.n + 1, Total: total, Lean: lean}
-	// Appender timestamps by k-First, written only by the appender and read
-	// after it and all followers are done.
-	tStart := make([]int64, total)
-	tCommit := make([]int64, total)
-
-	var f *rbFollowers
-	var child *exec.Cmd
-	var childIn io.WriteCloser
 	if split {
-		plan.Out = filepath.Join(b.TempDir(), "receipts.json")
-		if os.Getenv("LEDGERFEED_BENCH_PUSH_PIN") != "0" {
-			restore := rbPin(b, 0)
-			defer restore()
+		rbPushSplit(b, cfg, e, subs, polls, lean)
+	} else {
+		rbPushInproc(b, cfg, e, subs, polls, lean)
+	}
+	// The bare floor of waking as many goroutines as followers on this
+	// machine as it is loaded now (on the server's core in a split run):
+	// parked on a channel that a ticker closes at the same rate,
+	// close→wake-up. No store, read, encoding or network.
+	wake := rbWakeRef(subs+polls, rbPushRate, cfg.Chunk)
+	b.ReportMetric(reference.Quantile(wake, 0.5), "ref_wake_p50_ms")
+	b.ReportMetric(reference.Quantile(wake, 0.99), "ref_wake_p99_ms")
+}
+
+// rbFeedPath is the feed the followers follow.
+const rbFeedPath = "/report/v2/ledgers/" + rbLedger + "/funds/feed"
+
+// rbTimes are the appender's (or publisher's) times of one run's entries,
+// by k-First, and what the followers received of them.
+type rbTimes struct {
+	first         int
+	start, commit []int64
+	res           rbPushResult
+	subs, polls   int
+	warm          int // the first warm entries are left out
+}
+
+// lat is every receipt's append→receive and commit→receive in ms (a
+// negative commit→receive, woken before Append returned, counts as 0), the
+// last receipt of each commit, and the receipts counted.
+func (t *rbTimes) lat(rs [][]rbRecv, last []float64) (fromStart, fromCommit []float64, got int) {
+	for _, r := range rs {
+		for _, x := range r {
+			j := x.K - t.first
+			if j < 0 || j >= len(t.commit) {
+				continue
+			}
+			got++
+			if j < t.warm {
+				continue
+			}
+			fromStart = append(fromStart, float64(x.T-t.start[j])/1e6)
+			c := max(0, float64(x.T-t.commit[j])/1e6)
+			fromCommit = append(fromCommit, c)
+			last[j] = max(last[j], c)
 		}
-		child, childIn = rbStartChild(b, plan)
+	}
+	return
+}
+
+// rbLatency gathers the figures of one or more runs' times.
+type rbLatency struct {
+	ss, sc, ps, pc, last []float64
+}
+
+func (l *rbLatency) add(b *testing.B, t *rbTimes) {
+	last := make([]float64, len(t.commit))
+	ss, sc, sn := t.lat(t.res.Sub, last)
+	ps, pc, pn := t.lat(t.res.Poll, last)
+	n := len(t.commit)
+	if sn != n*t.subs || pn != n*t.polls {
+		b.Errorf("received %d (subscribers) and %d (long polls) of %d entries × %d and × %d", sn, pn, n, t.subs, t.polls)
+	}
+	l.ss, l.sc = append(l.ss, ss...), append(l.sc, sc...)
+	l.ps, l.pc = append(l.ps, ps...), append(l.pc, pc...)
+	l.last = append(l.last, last[t.warm:]...)
+}
+
+// report reports the figures with prefix before each name.
+func (l *rbLatency) report(b *testing.B, prefix string) {
+	all := slices.Concat(l.ss, l.ps)
+	allC := slices.Concat(l.sc, l.pc)
+	for _, m := range []struct {
+		name string
+		xs   []float64
+	}{
+		{"sub_append", l.ss}, {"sub_commit", l.sc}, {"poll_append", l.ps}, {"poll_commit", l.pc},
+		{"all_append", all}, {"all_commit", allC},
+		// Per commit, the last follower's commit→receive: one slow moment
+		// of the machine delays all of a commit's receipts, so the
+		// receipts' p99 is a few such commits; commits_last_over_2ms_%
+		// says how many.
+		{"last_commit", l.last},
+	} {
+		if len(m.xs) == 0 {
+			continue
+		}
+		b.ReportMetric(reference.Quantile(m.xs, 0.5), prefix+m.name+"_p50_ms")
+		b.ReportMetric(reference.Quantile(m.xs, 0.99), prefix+m.name+"_p99_ms")
+	}
+	slow := 0
+	for _, v := range l.last {
+		if v >= 2 {
+			slow++
+		}
+	}
+	if len(l.last) > 0 {
+		b.ReportMetric(100*float64(slow)/float64(len(l.last)), prefix+"commits_last_over_2ms_%")
+	}
+}
+
+// rbAppendLoop appends one entry at each tick of rbPushRate for total
+// entries and records their times.
+func rbAppendLoop(b *testing.B, e *rbEnv, t *rbTimes) {
+	tick := time.NewTicker(time.Second / rbPushRate)
+	defer tick.Stop()
+	for j := range t.commit {
+		<-tick.C
+		in := e.entries(1)
+		t.start[j] = rbNow()
+		if _, err := e.store.Append(context.Background(), rbLedger, ledger.TopicFunds, in); err != nil {
+			b.Fatalf("append: %v", err)
+		}
+		t.commit[j] = rbNow()
+	}
+}
+
+func newRBTimes(first, total, warm, subs, polls int) *rbTimes {
+	return &rbTimes{first: first, start: make([]int64, total), commit: make([]int64, total), warm: warm, subs: subs, polls: polls}
+}
+
+// rbPushInproc: the followers in this process, for (pairs+1) chunks, the
+// first chunk's entries left out.
+func rbPushInproc(b *testing.B, cfg reference.Config, e *rbEnv, subs, polls int, lean bool) {
+	total := int(float64(cfg.Pairs+1) * cfg.Chunk.Seconds() * rbPushRate)
+	t := newRBTimes(e.n+1, total, int(cfg.Chunk.Seconds()*rbPushRate), subs, polls)
+	plan := rbPushPlan{Base: e.base, Path: rbFeedPath, GRPC: e.srv.GRPCAddr().String(), Token: e.token,
+		Subs: subs, Polls: polls, First: t.first, Total: total, Lean: lean}
+	f, err := rbStartFollowers(plan)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.stop()
+	time.Sleep(100 * time.Millisecond) // let the followers park
+	b.ResetTimer()
+	cpu0 := rbCPU()
+	rbAppendLoop(b, e, t)
+	b.StopTimer()
+	want := int64((subs + polls) * total)
+	for deadline := time.Now().Add(5 * time.Second); f.got.Load() < want && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Process CPU (appender, server and followers) per appended entry: the
+	// work one commit's delivery costs, steadier than latency.
+	b.ReportMetric(float64(rbCPU()-cpu0)/1e3/float64(total), "cpu_us/entry")
+	f.stop()
+	if err := f.failure(); err != nil {
+		b.Fatal(err)
+	}
+	t.res = f.res
+	var l rbLatency
+	l.add(b, t)
+	l.report(b, "")
+	rbReportAppendCall(b, []*rbTimes{t})
+}
+
+func rbReportAppendCall(b *testing.B, ts []*rbTimes) {
+	var appendMs []float64
+	for _, t := range ts {
+		for j := t.warm; j < len(t.commit); j++ {
+			appendMs = append(appendMs, float64(t.commit[j]-t.start[j])/1e6)
+		}
+	}
+	b.ReportMetric(reference.Quantile(appendMs, 0.5), "append_call_p50_ms")
+	b.ReportMetric(reference.Quantile(appendMs, 0.99), "append_call_p99_ms")
+}
+
+// rbPushSplit alternates, chunk by chunk (the first pair left out), a
+// reference run and a ledgerfeed run, each with the followers in a child
+// process of their own (rbStartChild) while this process runs on core 0.
+// The reference is bare net/http long polls (reference.LongPoll) with as
+// many followers, all long polls, woken by Publish at the same rate; its
+// commit is the Publish. ratio_p99 is the median over the pairs of
+// ledgerfeed's commit→receive p99 ÷ the reference's in the same pair: how
+// far above the bare floor of this machine, as loaded then, ledgerfeed is.
+func rbPushSplit(b *testing.B, cfg reference.Config, e *rbEnv, subs, polls int, lean bool) {
+	per := int(cfg.Chunk.Seconds() * rbPushRate)
+	// The reference's item as long as one of ledgerfeed's.
+	r, body := rbGet(b, rbClient(1), rbFeedURL(e.base, url.Values{"pageSize": {"1"}}), e.token)
+	var w rbFeedWire
+	if err := json.Unmarshal(body, &w); err != nil || len(w.Items) != 1 || r.StatusCode != http.StatusOK {
+		b.Fatalf("feed page: %v %s", err, body)
+	}
+	ref, err := reference.ServeLongPoll("127.0.0.1:0", len(body)-len(`{"items":[],"tryLater":false,"cursor":""}`)-len(w.Cursor))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ref.Close()
+	if os.Getenv("LEDGERFEED_BENCH_PUSH_PIN") != "0" {
+		restore := rbPin(b, 0)
+		defer restore()
+	}
+	dir := b.TempDir()
+	run := func(plan rbPushPlan, t *rbTimes, publish func(j int)) {
+		plan.Out = filepath.Join(dir, "receipts.json")
+		child, childIn := rbStartChild(b, plan)
 		defer func() { // on a failure before the wait below
 			childIn.Close()
 			if child.ProcessState == nil {
@@ -532,40 +716,16 @@ func rbPushLatency(b *testing.B, subs, polls int, split, lean bool) {
 				_ = child.Wait()
 			}
 		}()
-	} else {
-		var err error
-		if f, err = rbStartFollowers(plan); err != nil {
-			b.Fatal(err)
+		time.Sleep(100 * time.Millisecond) // let the followers park
+		tick := time.NewTicker(time.Second / rbPushRate)
+		for j := range t.commit {
+			<-tick.C
+			publish(j)
 		}
-		defer f.stop()
-	}
-	time.Sleep(100 * time.Millisecond) // let the followers park
-	b.ResetTimer()
-	cpu0 := rbCPU()
-	tick := time.NewTicker(time.Second / rbPushRate)
-	for j := range total {
-		<-tick.C
-		in := e.entries(1)
-		tStart[j] = rbNow()
-		if _, err := e.store.Append(context.Background(), rbLedger, ledger.TopicFunds, in); err != nil {
-			b.Fatalf("append: %v", err)
-		}
-		tCommit[j] = rbNow()
-	}
-	tick.Stop()
-	b.StopTimer()
-
-	// Let the followers catch up with the last entry, then stop them. CPU
-	// per appended entry: the work one commit's delivery costs, steadier
-	// than latency on a shared machine. In-process it is the appender's, the
-	// server's and the followers'; split, the server process's (appender and
-	// server) and the child's apart.
-	var res rbPushResult
-	var cpuPerEntry float64
-	if split {
+		tick.Stop()
+		// Let the followers catch up with the last entry.
 		done := make(chan error, 1)
 		go func() { done <- child.Wait() }()
-		var err error
 		select {
 		case err = <-done:
 		case <-time.After(5 * time.Second): // not all arrived: stop it, count what did
@@ -577,104 +737,74 @@ func rbPushLatency(b *testing.B, subs, polls int, split, lean bool) {
 				err = errors.Join(errors.New("child did not stop"), <-done)
 			}
 		}
-		cpuPerEntry = float64(rbCPU()-cpu0) / 1e3 / float64(total)
 		if err != nil {
 			b.Fatalf("followers' process: %v", err)
 		}
 		out, err := os.ReadFile(plan.Out)
 		if err == nil {
-			err = json.Unmarshal(out, &res)
+			err = json.Unmarshal(out, &t.res)
 		}
 		if err != nil {
 			b.Fatalf("followers' receipts: %v", err)
 		}
-		b.ReportMetric(float64(res.CPUNanos)/1e3/float64(total), "followers_cpu_us/entry")
-	} else {
-		want := int64((subs + polls) * total)
-		for deadline := time.Now().Add(5 * time.Second); f.got.Load() < want && time.Now().Before(deadline); {
-			time.Sleep(10 * time.Millisecond)
-		}
-		cpuPerEntry = float64(rbCPU()-cpu0) / 1e3 / float64(total)
-		f.stop()
-		if err := f.failure(); err != nil {
-			b.Fatal(err)
-		}
-		res = f.res
 	}
-
-	lat := func(rs [][]rbRecv) (fromStart, fromCommit []float64, got int) {
-		for _, r := range rs {
-			for _, x := range r {
-				j := x.K - plan.First
-				got++
-				if j < warm {
-					continue
+	var ours, bare rbLatency
+	var ourTimes []*rbTimes
+	var ratios, cpu, fcpu []float64
+	refK := 0
+	b.ResetTimer()
+	for i := 0; i <= cfg.Pairs; i++ {
+		warm := 0
+		if i == 0 {
+			warm = per
+		}
+		// The reference: as many followers, all long polls.
+		rt := newRBTimes(refK+1, per, warm, 0, subs+polls)
+		run(rbPushPlan{Base: "http://" + ref.Addr(), Path: "/feed", Polls: subs + polls, First: rt.first, Total: per, Lean: lean},
+			rt, func(j int) {
+				refK++
+				rt.start[j] = rbNow()
+				ref.Publish(refK)
+				rt.commit[j] = rt.start[j]
+			})
+		// ledgerfeed.
+		t := newRBTimes(e.n+1, per, warm, subs, polls)
+		cpu0 := rbCPU()
+		run(rbPushPlan{Base: e.base, Path: rbFeedPath, GRPC: e.srv.GRPCAddr().String(), Token: e.token,
+			Subs: subs, Polls: polls, First: t.first, Total: per, Lean: lean},
+			t, func(j int) {
+				in := e.entries(1)
+				t.start[j] = rbNow()
+				if _, err := e.store.Append(context.Background(), rbLedger, ledger.TopicFunds, in); err != nil {
+					b.Fatalf("append: %v", err)
 				}
-				fromStart = append(fromStart, float64(x.T-tStart[j])/1e6)
-				fromCommit = append(fromCommit, max(0, float64(x.T-tCommit[j])/1e6))
-			}
-		}
-		return
-	}
-	ss, sc, sn := lat(res.Sub)
-	ps, pcm, pn := lat(res.Poll)
-	if sn != total*subs || pn != total*polls {
-		b.Errorf("received %d (subscribers) and %d (long polls) of %d entries × %d and × %d", sn, pn, total, subs, polls)
-	}
-	var all, allC []float64
-	all = append(append(all, ss...), ps...)
-	allC = append(append(allC, sc...), pcm...)
-	for _, m := range []struct {
-		name string
-		xs   []float64
-	}{
-		{"sub_append", ss}, {"sub_commit", sc}, {"poll_append", ps}, {"poll_commit", pcm},
-		{"all_append", all}, {"all_commit", allC},
-	} {
-		if len(m.xs) == 0 {
+				t.commit[j] = rbNow()
+			})
+		if i == 0 {
 			continue
 		}
-		b.ReportMetric(reference.Quantile(m.xs, 0.5), m.name+"_p50_ms")
-		b.ReportMetric(reference.Quantile(m.xs, 0.99), m.name+"_p99_ms")
-	}
-	// Per commit, the last follower's commit→receive: one slow moment of
-	// the machine delays all of a commit's receipts, so the receipts' p99
-	// is a few such commits; this says how many.
-	lastMs := make([]float64, total)
-	for _, rs := range [][][]rbRecv{res.Sub, res.Poll} {
-		for _, r := range rs {
-			for _, x := range r {
-				if j := x.K - plan.First; j >= warm {
-					lastMs[j] = max(lastMs[j], float64(x.T-tCommit[j])/1e6)
-				}
-			}
+		// Server process CPU (appender and server) and the followers'
+		// process CPU per appended entry: the work one commit's delivery
+		// costs, steadier than latency.
+		cpu = append(cpu, float64(rbCPU()-cpu0)/1e3/float64(per))
+		fcpu = append(fcpu, float64(t.res.CPUNanos)/1e3/float64(per))
+		var o, r rbLatency
+		o.add(b, t)
+		r.add(b, rt)
+		if p := reference.Quantile(slices.Concat(r.sc, r.pc), 0.99); p > 0 {
+			ratios = append(ratios, reference.Quantile(slices.Concat(o.sc, o.pc), 0.99)/p)
 		}
+		ours.add(b, t)
+		bare.add(b, rt)
+		ourTimes = append(ourTimes, t)
 	}
-	lastMs = lastMs[warm:]
-	slow := 0
-	for _, v := range lastMs {
-		if v >= 2 {
-			slow++
-		}
-	}
-	b.ReportMetric(reference.Quantile(lastMs, 0.5), "last_commit_p50_ms")
-	b.ReportMetric(reference.Quantile(lastMs, 0.99), "last_commit_p99_ms")
-	b.ReportMetric(100*float64(slow)/float64(len(lastMs)), "commits_last_over_2ms_%")
-	var appendMs []float64
-	for j := warm; j < total; j++ {
-		appendMs = append(appendMs, float64(tCommit[j]-tStart[j])/1e6)
-	}
-	b.ReportMetric(reference.Quantile(appendMs, 0.5), "append_call_p50_ms")
-	b.ReportMetric(reference.Quantile(appendMs, 0.99), "append_call_p99_ms")
-	b.ReportMetric(cpuPerEntry, "cpu_us/entry")
-
-	// The bare floor of commit→receive on this machine as it is loaded now:
-	// as many goroutines as followers parked on a channel that a ticker
-	// closes at the same rate, close→wake-up. No store, read, encoding or
-	// network.
-	wake := rbWakeRef(subs+polls, rbPushRate, cfg.Chunk)
-	b.ReportMetric(reference.Quantile(wake, 0.5), "ref_wake_p50_ms")
-	b.ReportMetric(reference.Quantile(wake, 0.99), "ref_wake_p99_ms")
+	b.StopTimer()
+	ours.report(b, "")
+	bare.report(b, "ref_")
+	b.ReportMetric(reference.Quantile(ratios, 0.5), "ratio_p99")
+	b.ReportMetric(reference.Quantile(cpu, 0.5), "cpu_us/entry")
+	b.ReportMetric(reference.Quantile(fcpu, 0.5), "followers_cpu_us/entry")
+	rbReportAppendCall(b, ourTimes)
 }
 
 // rbWakeRef parks n goroutines on a shared channel that is closed (and
