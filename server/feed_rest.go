@@ -28,8 +28,8 @@ const feedPattern = "GET /report/v2/ledgers/{ledgerId}/{topic}/feed"
 // gateway would takes this path: GET, a path with no escapes, each query
 // parameter one of the feed's by its documented name, once, with a value in
 // its plain form, and no header the gateway gives a meaning of its own
-// (Grpc-Timeout, Grpc-Metadata-*, TE, an Authorization the gateway would
-// drop). Anything else goes to gw, the gateway, unchanged.
+// (Grpc-Timeout, Grpc-Metadata-*, TE, a Vipps-System-*-Bin header it would
+// decode, an Authorization it would drop). Anything else goes to gw, the gateway, unchanged.
 // TestFeedREST_SameAsGateway answers a table of requests both ways.
 //
 // Of the metadata the gateway makes from a request, the feed's call reads
@@ -98,6 +98,10 @@ func plainFeedRequest(r *http.Request) (req *v1.GetFeedRequest, auth []string, o
 			}
 			auth = vs
 		case k == "Grpc-Timeout", k == "Te", strings.HasPrefix(k, "Grpc-Metadata-"):
+			return nil, nil, false
+		case strings.HasPrefix(k, "Vipps-System-") && strings.HasSuffix(k, "-Bin"):
+			// The gateway decodes a -bin header it forwards, and refuses
+			// one that is not base64.
 			return nil, nil, false
 		}
 	}

@@ -103,6 +103,7 @@ func TestFeedREST_SameAsGateway(t *testing.T) {
 		{"GET", feedA, map[string]string{"Te": "trailers"}, false},
 		{"GET", feedA, map[string]string{"Grpc-Metadata-Foo": "bar"}, false},
 		{"GET", feedA, map[string]string{"Grpc-Timeout": "1S"}, false},
+		{"GET", feedA, map[string]string{"Vipps-System-Plugin-Bin": "not base64!"}, false},
 		{"HEAD", feedA, nil, false},
 	}
 	const id = "1b4e28ba-2fa1-41d2-883f-0e1dd2e8b2c0" // both answers name the same request
